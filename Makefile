@@ -1,0 +1,39 @@
+# The project's front door. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR := false
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: help setup lint test unit integration demo
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## Install everything the project needs (idempotent; root installs system packages)
+	@scripts/setup.sh
+
+lint: setup ## ansible-lint (production profile), yamllint, ruff, syntax-check every playbook
+	ansible-lint --profile production
+	yamllint --strict .
+	ruff check .
+	ruff format --check .
+	@for pb in playbooks/*.yml; do \
+	  echo "syntax-check $$pb"; \
+	  ansible-playbook --syntax-check "$$pb" >/dev/null; \
+	done
+
+unit: setup ## Unit tests (no database)
+	$(PYTEST) tests/unit
+
+integration: setup ## Integration tests against throwaway PostgreSQL clusters and the fixture Prisma app
+	$(PYTEST) tests/integration
+
+test: setup lint unit integration ## Everything CI runs
+
+demo: setup ## Reserved: arrives with the migrate playbook
+	@echo "make demo arrives with playbooks/migrate.yml"

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian 12 machine (run by `make setup`).
+# Installs what is missing, says what it does, and fails with one clear line
+# naming the prerequisite when it cannot install it (not root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+PG_BIN=/usr/lib/postgresql/15/bin
+APT_UPDATED=0
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    die "missing system packages: $* - run 'make setup' as root, or install them with: apt-get install $*"
+  fi
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --- System packages -------------------------------------------------------
+missing=()
+[ -x "$PG_BIN/initdb" ] || missing+=(postgresql-15)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client-15)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_install "${missing[@]}"
+else
+  say "system packages present (postgresql-15, psql, node, npm)"
+fi
+# Installing postgresql may start the distribution's default cluster; the
+# tests never use it and never touch it.
+
+# --- Python toolchain in .venv ----------------------------------------------
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+if ! cmp -s requirements.txt .venv/.requirements.installed 2>/dev/null; then
+  say "installing requirements.txt into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+  cp requirements.txt .venv/.requirements.installed
+else
+  say ".venv is up to date with requirements.txt"
+fi
+
+# --- The fixture Prisma app's node packages ----------------------------------
+APP=tests/fixtures/prisma-app
+if ! cmp -s "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed" 2>/dev/null; then
+  say "installing $APP node packages (npm ci --ignore-scripts)"
+  (cd "$APP" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
+  [ -f "$APP/node_modules/prisma/package.json" ] || die "npm ci did not install prisma into $APP/node_modules - check access to the npm registry"
+  cp "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed"
+else
+  say "$APP node packages are up to date"
+fi
+say "done"

@@ -87,11 +87,11 @@ class PrismaApp:
             env["DATABASE_URL"] = database_url
         return env
 
-    def prisma(self, *args: str, database_url: str | None, timeout: int = 120) -> Result:
+    def prisma(self, *args: str, database_url: str | None, timeout: int = 120, extra_env=None) -> Result:
         proc = subprocess.run(
             [*PRISMA_COMMAND, *args],
             cwd=self.path,
-            env=self.env(database_url),
+            env={**self.env(database_url), **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -1,0 +1,47 @@
+"""Filters that parse Prisma CLI output registered by other tasks.
+
+``prisma_status``: text of ``prisma migrate status`` -> the facts of
+``prisma_migrate_info``. ``prisma_deploy``: text of ``prisma migrate deploy``
+-> ``result``, ``applied``, ``failed_migration``, ``error_code`` …
+Both share the parser in ``plugins/module_utils/prisma_status.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# module_utils are shipped to hosts with modules; on the controller a filter
+# imports the same file from the project's plugins/module_utils folder.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
+
+from prisma_status import parse_migrate_deploy, parse_migrate_status  # noqa: E402
+
+
+def _text(value) -> str:
+    if isinstance(value, dict):  # a registered command result
+        return f"{value.get('stdout', '')}\n{value.get('stderr', '')}"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _rc(value, rc):
+    if rc is None and isinstance(value, dict):
+        return value.get("rc")
+    return rc
+
+
+def prisma_status(value, rc=None):
+    """Parse `prisma migrate status` output (a string or a registered result)."""
+    return parse_migrate_status(_text(value), _rc(value, rc))
+
+
+def prisma_deploy(value, rc=None):
+    """Parse `prisma migrate deploy` output (a string or a registered result)."""
+    return parse_migrate_deploy(_text(value), _rc(value, rc))
+
+
+class FilterModule:
+    def filters(self):
+        return {"prisma_status": prisma_status, "prisma_deploy": prisma_deploy}

@@ -1,0 +1,105 @@
+"""Run a Prisma CLI command from an Ansible module (shared by the modules).
+
+Imports nothing from Ansible: it is handed the ``AnsibleModule`` and only
+calls its public methods, so it is importable in plain unit tests too.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+RC_TIMEOUT = 124  # coreutils timeout(1)
+RC_NOT_FOUND = 127
+
+
+class PrismaCliError(Exception):
+    """A problem with the inputs or the host, with a message for the operator."""
+
+
+def split_command(command: str | list) -> list[str]:
+    if isinstance(command, list):
+        argv = [str(a) for a in command]
+    else:
+        try:
+            argv = shlex.split(command or "")
+        except ValueError as exc:
+            raise PrismaCliError(f"command {command!r} cannot be split into arguments: {exc}") from None
+    if not argv:
+        raise PrismaCliError(
+            "command is empty: give the Prisma command, e.g. 'pnpm exec prisma' or 'npx --no-install prisma'"
+        )
+    return argv
+
+
+def check_project(project_dir: str, schema: str | None = None) -> str:
+    """Return the migrations folder after checking the project is usable."""
+    if not project_dir:
+        raise PrismaCliError("project_dir is empty: set it to the app checkout holding package.json and prisma/")
+    if not os.path.isdir(project_dir):
+        raise PrismaCliError(
+            f"project_dir {project_dir} does not exist or is not a directory on this host:"
+            " set prisma_project_dir to the app checkout"
+        )
+    if schema:
+        schema_path = schema if os.path.isabs(schema) else os.path.join(project_dir, schema)
+        if not os.path.isfile(schema_path):
+            raise PrismaCliError(f"schema {schema_path} does not exist: fix the schema option or leave it unset")
+        migrations = os.path.join(os.path.dirname(schema_path), "migrations")
+    else:
+        migrations = os.path.join(project_dir, "prisma", "migrations")
+    if not os.path.isdir(migrations):
+        raise PrismaCliError(
+            f"no migrations folder at {migrations}: is {project_dir} the app checkout (package.json and prisma/)?"
+        )
+    return migrations
+
+
+def resolve_executable(module, argv: list[str], project_dir: str, environment: dict) -> str:
+    """Find argv[0] on the PATH the command will see (plus node_modules/.bin)."""
+    exe = argv[0]
+    if os.sep in exe:
+        path = exe if os.path.isabs(exe) else os.path.join(project_dir, exe)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+        raise PrismaCliError(f"Prisma command {exe} is not an executable file: fix prisma_command")
+    search = environment.get("PATH") or os.environ.get("PATH", "")
+    dirs = [*search.split(os.pathsep), os.path.join(project_dir, "node_modules", ".bin")]
+    for d in dirs:
+        candidate = os.path.join(d, exe)
+        if d and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    found = module.get_bin_path(exe, required=False)
+    if found:
+        return found
+    raise PrismaCliError(
+        f"Prisma command '{exe}' was not found on this host (exit 127):"
+        " install it, or set prisma_command (e.g. 'npx --no-install prisma' or a path to node_modules/.bin/prisma)"
+    )
+
+
+def run_prisma(module, *, command, args, project_dir, environment=None, database_url=None, timeout=None):
+    """Run ``command args…`` in project_dir. Returns (rc, stdout, stderr, argv).
+
+    The database URL travels only in the child's environment. A timeout is
+    enforced with coreutils ``timeout`` (exit 124), which then kills the
+    whole command.
+    """
+    environment = {str(k): str(v) for k, v in (environment or {}).items()}
+    argv = split_command(command)
+    argv[0] = resolve_executable(module, argv, project_dir, environment)
+    argv = argv + list(args)
+    full = argv
+    if timeout:
+        timeout_bin = module.get_bin_path("timeout", required=False)
+        if not timeout_bin:
+            raise PrismaCliError("coreutils 'timeout' is missing on this host: install coreutils or set timeout to 0")
+        full = [timeout_bin, "--kill-after=10", str(int(timeout)), *argv]
+    env = dict(environment)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    env.setdefault("CHECKPOINT_DISABLE", "1")  # no telemetry call from production hosts
+    env.setdefault("PRISMA_HIDE_UPDATE_MESSAGE", "1")
+    env.setdefault("NO_COLOR", "1")
+    rc, out, err = module.run_command(full, cwd=project_dir, environ_update=env, check_rc=False)
+    return rc, out, err, argv

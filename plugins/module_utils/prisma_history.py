@@ -1,0 +1,118 @@
+"""Compare the ``_prisma_migrations`` table with the local migration files.
+
+Pure standard-library Python (no Ansible import). Prisma records one row per
+attempt to apply a migration; ``checksum`` is the SHA-256 hex of the
+``migration.sql`` it applied.
+
+Row meaning (Prisma's schema engine):
+
+* ``finished_at`` set, ``rolled_back_at`` null: applied;
+* ``rolled_back_at`` set: marked rolled back (``migrate resolve --rolled-back``);
+* both null and ``logs`` set: failed (the engine wrote the error into ``logs``);
+* both null and ``logs`` null: started and not finished (in progress, or the
+  process died mid-way).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+HISTORY_QUERY = """
+SELECT coalesce(json_agg(json_build_object(
+    'name', migration_name,
+    'checksum', checksum,
+    'started_at', started_at,
+    'finished_at', finished_at,
+    'rolled_back_at', rolled_back_at,
+    'has_logs', logs IS NOT NULL,
+    'applied_steps_count', applied_steps_count
+) ORDER BY started_at, migration_name), '[]'::json)
+FROM {table}
+"""
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def local_migrations(migrations_dir: str) -> dict[str, str]:
+    """Map each local migration folder holding a migration.sql to its SHA-256."""
+    found = {}
+    for entry in sorted(os.listdir(migrations_dir)):
+        sql = os.path.join(migrations_dir, entry, "migration.sql")
+        if os.path.isfile(sql):
+            with open(sql, "rb") as fh:
+                found[entry] = hashlib.sha256(fh.read()).hexdigest()
+    return found
+
+
+def audit(rows: list[dict], local: dict[str, str]) -> dict:
+    """Classify the history. ``rows`` as returned by HISTORY_QUERY."""
+    applied: dict[str, str] = {}
+    failed, rolled_back, in_progress = [], [], []
+    for row in rows:
+        name = row["name"]
+        if row.get("rolled_back_at"):
+            rolled_back.append(name)
+        elif row.get("finished_at"):
+            applied[name] = row.get("checksum") or ""
+        elif row.get("has_logs"):
+            failed.append(name)
+        else:
+            in_progress.append(name)
+    # A rolled-back or failed attempt followed by a successful one is applied.
+    rolled_back = _unique(n for n in rolled_back if n not in applied)
+    failed = _unique(n for n in failed if n not in applied)
+    in_progress = _unique(n for n in in_progress if n not in applied)
+    blocked = set(failed) | set(in_progress)
+    pending = [n for n in sorted(local) if n not in applied and n not in blocked]
+    mismatch = sorted(n for n, checksum in applied.items() if n in local and local[n] != checksum)
+    missing = sorted(n for n in applied if n not in local)
+    result = {
+        "applied": sorted(applied),
+        "pending": pending,
+        "failed": failed,
+        "rolled_back": rolled_back,
+        "in_progress": in_progress,
+        "checksum_mismatch": mismatch,
+        "missing_locally": missing,
+        "local": sorted(local),
+    }
+    result["ok"] = not (failed or in_progress or mismatch or missing)
+    result["problems"] = describe_problems(result)
+    return result
+
+
+def _unique(names) -> list[str]:
+    seen: list[str] = []
+    for n in names:
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
+def describe_problems(r: dict) -> list[str]:
+    """One line per problem, each saying what to do."""
+    out = []
+    if r["failed"]:
+        out.append(
+            f"failed migration(s) recorded in the database: {', '.join(r['failed'])}"
+            " - restore the pre-migration snapshot (playbooks/rollback.yml) or repair by hand and resolve"
+        )
+    if r["in_progress"]:
+        out.append(
+            f"migration(s) started but never finished: {', '.join(r['in_progress'])}"
+            " - is another deploy running? if not, treat as failed and restore the snapshot"
+        )
+    if r["checksum_mismatch"]:
+        out.append(
+            f"applied migration(s) edited locally since they were applied: {', '.join(r['checksum_mismatch'])}"
+            " - restore the original migration.sql from version control; never edit an applied migration"
+        )
+    if r["missing_locally"]:
+        out.append(
+            f"migration(s) applied in the database but missing locally: {', '.join(r['missing_locally'])}"
+            " - deploy the app version that contains them (the checkout is older than the database)"
+        )
+    return out

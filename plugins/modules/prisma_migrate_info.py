@@ -1,0 +1,269 @@
+#!/usr/bin/python
+"""Ansible module: prisma_migrate_info."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prisma_migrate_info
+short_description: Read the migration state of a database with C(prisma migrate status)
+description:
+  - Runs C(<command> migrate status) in the Prisma project directory and turns what it prints
+    into facts, by the parser in C(module_utils/prisma_status.py).
+  - The state is one of C(up_to_date), C(pending), C(failed), C(diverged), C(not_managed) or
+    C(error); output that is not recognised is C(error), never C(up_to_date).
+  - Read-only, so C(changed) is always false and the module runs in check mode.
+  - Prisma is blind to a migration edited after it was applied and to one applied but deleted
+    locally; use M(prisma_migration_history_info) for those.
+version_added: "1.0.0"
+author: Ops team
+options:
+  project_dir:
+    description:
+      - The application checkout holding C(package.json) and C(prisma/). The command runs here.
+    type: path
+    required: true
+  command:
+    description:
+      - The Prisma command, as a prefix to which C(migrate status) is appended. Split like a shell
+        would, but run without a shell.
+      - Examples are C(pnpm exec prisma), C(npx --no-install prisma) or C(node_modules/.bin/prisma).
+      - Found on the C(PATH) of I(environment), then on the host's C(PATH), then in
+        C(node_modules/.bin) of I(project_dir).
+    type: str
+    default: pnpm exec prisma
+  schema:
+    description:
+      - Path to the Prisma schema, passed as C(--schema). Relative paths are relative to I(project_dir).
+      - When unset, Prisma finds the schema itself and the migrations are read from C(prisma/migrations).
+    type: path
+  database_url:
+    description:
+      - The database URL, exported to the command as C(DATABASE_URL). Never logged; the password is
+        removed from everything the module returns.
+      - When unset, the command sees whatever C(DATABASE_URL) its environment already has.
+    type: str
+  environment:
+    description:
+      - Variables added to the command's environment (for example the Prisma engine paths).
+    type: dict
+    default: {}
+  expect:
+    description:
+      - Fail unless the state is this one. The message lists the pending or failed migrations and
+        says what to do next.
+    type: str
+    choices: [up_to_date, pending, failed, diverged, not_managed, error]
+  timeout:
+    description:
+      - Seconds after which the command is stopped and the module fails. C(0) means no limit.
+    type: int
+    default: 120
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+notes:
+  - The exit code of C(prisma migrate status) is 1 for pending, failed, diverged and unreachable
+    alike; the module decides from the text, not from the exit code.
+seealso:
+  - module: prisma_migration_history_info
+  - name: prisma migrate status
+    description: Prisma CLI reference.
+    link: https://www.prisma.io/docs/orm/reference/prisma-cli-reference#migrate-status
+"""
+
+EXAMPLES = r"""
+- name: Read the migration state
+  prisma_migrate_info:
+    project_dir: /srv/app
+    command: pnpm exec prisma
+    database_url: "{{ database_url }}"
+  register: __status
+
+- name: Fail unless every migration is applied
+  prisma_migrate_info:
+    project_dir: /srv/app
+    database_url: "{{ database_url }}"
+    expect: up_to_date
+
+- name: Parse output registered by another task
+  ansible.builtin.set_fact:
+    status_facts: "{{ (__raw.stdout ~ __raw.stderr) | prisma_status(rc=__raw.rc) }}"
+"""
+
+RETURN = r"""
+state:
+  description: The migration state.
+  returned: always
+  type: str
+  sample: pending
+in_sync:
+  description: Whether I(state) is C(up_to_date).
+  returned: always
+  type: bool
+  sample: false
+pending:
+  description: Migrations not yet applied, in the order Prisma printed them (also those of a diverged history).
+  returned: always
+  type: list
+  elements: str
+  sample: ["20240210090000_add_order_item_foreign_keys"]
+failed_migrations:
+  description:
+    - Failed migrations recorded in the database.
+    - The parser calls this C(failed); a module cannot return that key, which Ansible reads as the task's own failure.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+missing_locally:
+  description: Migrations applied in the database but absent from the local folder (diverged history).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+last_common_migration:
+  description: The last migration both histories share, for a diverged history.
+  returned: always
+  type: str
+  sample: null
+local_migration_count:
+  description: How many migrations Prisma found locally, or null when it did not say.
+  returned: always
+  type: int
+  sample: 5
+error_code:
+  description: The Prisma error code shown, or inferred for connection failures (P1000, P1001, P1003).
+  returned: always
+  type: str
+  sample: P1001
+error_message:
+  description: The first error line, or null.
+  returned: always
+  type: str
+  sample: "Can't reach database server at `db.internal:5432`"
+database:
+  description: The database name from the C(Datasource) line.
+  returned: always
+  type: str
+  sample: app
+schema:
+  description: The PostgreSQL schema from the C(Datasource) line.
+  returned: always
+  type: str
+  sample: public
+summary:
+  description: One line for a person, saying what the state is.
+  returned: always
+  type: str
+  sample: "1 migration(s) not yet applied: 20240210090000_add_order_item_foreign_keys"
+command_rc:
+  description:
+    - The exit code of C(prisma migrate status) (1 for pending, failed, diverged and errors alike).
+    - Not named C(rc), which Ansible would read as the task's own failure.
+  returned: always
+  type: int
+  sample: 1
+stdout:
+  description: What the command printed on stdout, password removed.
+  returned: always
+  type: str
+stderr:
+  description: What the command printed on stderr, password removed.
+  returned: always
+  type: str
+cmd:
+  description: The command that ran (it never carries the URL).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/usr/bin/pnpm", "exec", "prisma", "migrate", "status"]
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_cli import RC_NOT_FOUND, RC_TIMEOUT, PrismaCliError, check_project, run_prisma
+from ansible.module_utils.prisma_status import STATES, parse_migrate_status
+from ansible.module_utils.prisma_url import redact
+
+NEXT_STEP = {
+    "up_to_date": "nothing to do",
+    "pending": "apply them with playbooks/migrate.yml",
+    "failed": (
+        "the database holds a failed migration: restore the pre-migration snapshot with playbooks/rollback.yml,"
+        " or fix the database by hand and mark the migration with 'prisma migrate resolve'"
+    ),
+    "diverged": (
+        "the app checkout does not match the database: deploy the app version whose prisma/migrations"
+        " matches production before migrating"
+    ),
+    "not_managed": "this database has no Prisma migration history: baseline it before using migrate deploy",
+    "error": "check the URL, the network path to the database and the credentials, then run again",
+}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "project_dir": {"type": "path", "required": True},
+            "command": {"type": "str", "default": "pnpm exec prisma"},
+            "schema": {"type": "path"},
+            "database_url": {"type": "str", "no_log": True},
+            "environment": {"type": "dict", "default": {}},
+            "expect": {"type": "str", "choices": list(STATES)},
+            "timeout": {"type": "int", "default": 120},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "cmd": [], "msg": ""}
+    result.update(parse_migrate_status("", None))
+    result["failed_migrations"] = result.pop("failed")
+    secret = p["database_url"] or (p["environment"] or {}).get("DATABASE_URL") or os.environ.get("DATABASE_URL")
+
+    try:
+        check_project(p["project_dir"], p["schema"])
+        args = ["migrate", "status"] + (["--schema", p["schema"]] if p["schema"] else [])
+        rc, out, err, argv = run_prisma(
+            module,
+            command=p["command"],
+            args=args,
+            project_dir=p["project_dir"],
+            environment=p["environment"],
+            database_url=p["database_url"],
+            timeout=p["timeout"],
+        )
+    except PrismaCliError as exc:
+        result["msg"] = str(exc)
+        module.fail_json(**result)
+
+    result.update(command_rc=rc, stdout=redact(out, secret), stderr=redact(err, secret), cmd=argv)
+    if rc == RC_TIMEOUT and p["timeout"]:
+        result["msg"] = (
+            f"prisma migrate status did not finish within {p['timeout']} s: check that the database is reachable"
+            " from this host (firewall, DNS) or raise the timeout"
+        )
+        module.fail_json(**result)
+    if rc == RC_NOT_FOUND:
+        result["msg"] = f"the Prisma command failed with exit 127 (not found): {result['stderr'].strip()[:200]}"
+        module.fail_json(**result)
+
+    facts = parse_migrate_status(out + "\n" + err, rc)
+    facts["failed_migrations"] = facts.pop("failed")
+    for key in ("error_message", "summary"):
+        facts[key] = redact(facts[key], secret) if facts[key] else facts[key]
+    result.update(facts)
+    result["msg"] = f"{facts['summary']}; next: {NEXT_STEP[facts['state']]}"
+
+    if p["expect"] and facts["state"] != p["expect"]:
+        result["msg"] = f"expected migration state {p['expect']}, found {facts['state']}: {result['msg']}"
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

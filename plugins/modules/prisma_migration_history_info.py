@@ -1,0 +1,272 @@
+#!/usr/bin/python
+"""Ansible module: prisma_migration_history_info."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prisma_migration_history_info
+short_description: Audit the C(_prisma_migrations) table against the local migration files
+description:
+  - Reads the C(_prisma_migrations) table with C(psql) and compares it with the local
+    C(prisma/migrations/*/migration.sql) files.
+  - Finds what C(prisma migrate status) does not report, because Prisma says "Database schema is
+    up to date!" for both - an applied migration whose file was edited since (its SHA-256 no longer
+    matches the recorded C(checksum)), and a migration applied in the database but missing locally.
+  - Also reports failed, rolled-back and unfinished migrations, and what is pending.
+  - The Prisma URL is converted for libpq - Prisma-only query parameters (C(schema),
+    C(connection_limit), C(pgbouncer) ...) are left out, C(schema) qualifies the table, C(sslmode)
+    and the other libpq parameters are kept. The password reaches C(psql) as C(PGPASSWORD) in its
+    environment, never on a command line.
+  - Read-only, so C(changed) is always false and the module runs in check mode.
+version_added: "1.0.0"
+author: Ops team
+options:
+  project_dir:
+    description:
+      - The application checkout. Its C(prisma/migrations) folder is read unless I(migrations_dir) is given.
+    type: path
+    required: true
+  migrations_dir:
+    description:
+      - The folder of migration folders, when it is not C(prisma/migrations) under I(project_dir).
+    type: path
+  database_url:
+    description:
+      - The Prisma database URL (C(postgresql://USER:PASSWORD@HOST:PORT/DB?schema=...)). Never logged.
+      - When unset, C(DATABASE_URL) from the module's environment is used.
+    type: str
+  allow_unmanaged:
+    description:
+      - When the table C(_prisma_migrations) does not exist, return every local migration as pending
+        with I(managed=false) instead of failing. For a database that has never been migrated.
+    type: bool
+    default: false
+  psql:
+    description:
+      - The C(psql) client to run.
+    type: str
+    default: psql
+  connect_timeout:
+    description:
+      - Seconds to wait for the connection (libpq C(connect_timeout)), unless the URL sets one.
+    type: int
+    default: 10
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+requirements:
+  - C(psql) (PostgreSQL client) on the host the module runs on.
+seealso:
+  - module: prisma_migrate_info
+"""
+
+EXAMPLES = r"""
+- name: Audit the migration history against the checkout
+  prisma_migration_history_info:
+    project_dir: /srv/app
+    database_url: "{{ database_url }}"
+  register: __history
+
+- name: Stop when the history has been tampered with
+  ansible.builtin.assert:
+    that: __history.ok
+    fail_msg: "{{ __history.problems | join('; ') }}"
+"""
+
+RETURN = r"""
+ok:
+  description: True when nothing is failed, in progress, edited after apply or missing locally.
+  returned: always
+  type: bool
+  sample: true
+managed:
+  description: Whether the table C(_prisma_migrations) exists.
+  returned: always
+  type: bool
+  sample: true
+applied:
+  description: Migrations applied (finished and not rolled back).
+  returned: always
+  type: list
+  elements: str
+  sample: ["20240105090000_init"]
+pending:
+  description: Local migrations not applied yet (failed or unfinished ones are not counted here).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+failed_migrations:
+  description:
+    - Migrations whose last attempt failed (no finish, no roll-back, error logged).
+    - Named C(failed) in the audit; a module cannot return that key, which Ansible reads as the task's own failure.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+rolled_back:
+  description: Migrations marked as rolled back and not applied since.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+in_progress:
+  description: Migrations started and never finished, with no error logged.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+checksum_mismatch:
+  description: Applied migrations whose local C(migration.sql) was edited after they were applied.
+  returned: always
+  type: list
+  elements: str
+  sample: ["20240201090000_add_product_name_index"]
+missing_locally:
+  description: Migrations applied in the database but absent from the local folder.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+local:
+  description: Every local migration folder holding a C(migration.sql).
+  returned: always
+  type: list
+  elements: str
+problems:
+  description: One line per problem, each saying what to do.
+  returned: always
+  type: list
+  elements: str
+database:
+  description: The database name from the URL.
+  returned: always
+  type: str
+  sample: app
+table:
+  description: The table read, schema-qualified.
+  returned: always
+  type: str
+  sample: '"public"."_prisma_migrations"'
+dropped_url_parameters:
+  description: URL query parameters not passed to libpq (Prisma-only or unknown).
+  returned: always
+  type: list
+  elements: str
+  sample: ["schema"]
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_history import HISTORY_QUERY, audit, local_migrations, quote_ident
+from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+
+
+def _renamed(facts):
+    facts["failed_migrations"] = facts.pop("failed")
+    return facts
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "project_dir": {"type": "path", "required": True},
+            "migrations_dir": {"type": "path"},
+            "database_url": {"type": "str", "no_log": True},
+            "allow_unmanaged": {"type": "bool", "default": False},
+            "psql": {"type": "str", "default": "psql"},
+            "connect_timeout": {"type": "int", "default": 10},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = {
+        "changed": False,
+        "ok": False,
+        "managed": False,
+        "applied": [],
+        "pending": [],
+        "failed_migrations": [],
+        "rolled_back": [],
+        "in_progress": [],
+        "checksum_mismatch": [],
+        "missing_locally": [],
+        "local": [],
+        "problems": [],
+        "database": None,
+        "table": None,
+        "dropped_url_parameters": [],
+        "msg": "",
+    }
+
+    def fail(msg):
+        result["msg"] = redact(msg, url)
+        module.fail_json(**result)
+
+    url = p["database_url"] or os.environ.get("DATABASE_URL")
+    if not os.path.isdir(p["project_dir"]):
+        fail(f"project_dir {p['project_dir']} does not exist on this host: set prisma_project_dir to the app checkout")
+    migrations_dir = p["migrations_dir"] or os.path.join(p["project_dir"], "prisma", "migrations")
+    if not os.path.isdir(migrations_dir):
+        fail(f"no migrations folder at {migrations_dir}: is {p['project_dir']} the app checkout?")
+    try:
+        conn = parse_database_url(url)
+    except DatabaseUrlError as exc:
+        fail(f"database_url: {exc}")
+    psql = module.get_bin_path(p["psql"], required=False)
+    if not psql:
+        fail(f"'{p['psql']}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+
+    result["database"] = conn["database"]
+    result["dropped_url_parameters"] = conn["dropped"]
+    table = f"{quote_ident(conn['schema'])}.{quote_ident('_prisma_migrations')}"
+    result["table"] = table
+    env = dict(conn["libpq_env"])
+    env.setdefault("PGCONNECT_TIMEOUT", str(p["connect_timeout"]))
+    env["PGAPPNAME"] = env.get("PGAPPNAME", "prisma_migration_history_info")
+
+    def query(sql):
+        argv = [psql, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1", "-c", sql]
+        rc, out, err = module.run_command(argv, environ_update=env, check_rc=False)
+        if rc != 0:
+            message = (err or out).strip().splitlines()
+            first = message[0] if message else f"exit {rc}"
+            fail(
+                f"cannot read {table} in database {conn['database']} on {conn['host']}:{conn['port']}: {first}"
+                " - check the URL, the network path and the credentials"
+            )
+        return out.strip()
+
+    local = local_migrations(migrations_dir)
+    exists = query(f"SELECT to_regclass('{table.replace(chr(39), chr(39) * 2)}') IS NOT NULL")
+    if exists != "t":
+        if not p["allow_unmanaged"]:
+            fail(
+                f"database {conn['database']} has no table {table}: it is not managed by Prisma Migrate"
+                " - check the URL's database and schema, or set allow_unmanaged for a first deploy"
+            )
+        result.update(_renamed(audit([], local)))
+        result["msg"] = f"{table} does not exist yet: {len(result['pending'])} local migration(s) pending"
+        module.exit_json(**result)
+
+    try:
+        rows = json.loads(query(HISTORY_QUERY.format(table=table)) or "[]")
+    except ValueError:
+        fail(f"psql returned something that is not JSON while reading {table}")
+    result["managed"] = True
+    result.update(_renamed(audit(rows, local)))
+    if result["ok"]:
+        result["msg"] = f"history consistent: {len(result['applied'])} applied, {len(result['pending'])} pending"
+    else:
+        result["msg"] = "; ".join(result["problems"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

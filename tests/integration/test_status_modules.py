@@ -1,0 +1,208 @@
+"""Both modules through ansible-playbook against the fixture app in a
+throwaway cluster, in every state this machine can reach (issue #3)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from ansible_run import run_tasks
+from prismaapp import MIGRATIONS, PrismaApp, offline_env
+
+FAILING_SQL = 'CREATE TABLE "audit_log" (id int);\nSELECT 1/0;\n'
+
+
+def status_task(app: PrismaApp, **extra) -> dict:
+    args = {
+        "project_dir": str(app.path),
+        "command": "npx --no-install prisma",
+        "database_url": "{{ lookup('env', 'TEST_DATABASE_URL') }}",
+        "environment": offline_env(app.path),
+        **extra,
+    }
+    return {"name": "status", "prisma_migrate_info": args, "ignore_errors": True}
+
+
+def history_task(app: PrismaApp, **extra) -> dict:
+    args = {
+        "project_dir": str(app.path),
+        "database_url": "{{ lookup('env', 'TEST_DATABASE_URL') }}",
+        **extra,
+    }
+    return {"name": "history", "prisma_migration_history_info": args, "ignore_errors": True}
+
+
+def run_both(tmp_path, app, url, **status_extra):
+    run = run_tasks(tmp_path, [status_task(app, **status_extra), history_task(app)], env={"TEST_DATABASE_URL": url})
+    return run, run["status"], run["history"]
+
+
+def assert_no_secret(run, database):
+    assert database.password not in run.stdout
+    assert database.password not in run.stderr
+
+
+def test_pending_then_up_to_date(tmp_path, prisma_app, database):
+    prisma_app.keep_only(3)
+    assert prisma_app.prisma("migrate", "deploy", database_url=database.url()).rc == 0
+    full = PrismaApp.copy_to(tmp_path / "full")
+    run, status, history = run_both(tmp_path, full, database.url())
+    assert status["state"] == "pending"
+    assert status["pending"] == MIGRATIONS[3:]
+    assert status["changed"] is False
+    assert "failed" not in status or status["failed"] is False
+    assert history["ok"] is True
+    assert history["applied"] == MIGRATIONS[:3]
+    assert history["pending"] == MIGRATIONS[3:]
+    assert_no_secret(run, database)
+
+    assert full.prisma("migrate", "deploy", database_url=database.url()).rc == 0
+    run, status, history = run_both(tmp_path, full, database.url(), expect="up_to_date")
+    assert status["state"] == "up_to_date"
+    assert status["in_sync"] is True
+    assert status["command_rc"] == 0
+    assert history["ok"] is True
+    assert history["pending"] == []
+    assert history["applied"] == MIGRATIONS
+
+
+def test_expect_fails_with_the_pending_names(tmp_path, prisma_app, database):
+    run = run_tasks(tmp_path, [status_task(prisma_app, expect="up_to_date")], env={"TEST_DATABASE_URL": database.url()})
+    status = run["status"]
+    assert status["failed"] is True
+    assert status["msg"].startswith("expected migration state up_to_date, found pending: 5 migration(s) not yet applied")
+    assert MIGRATIONS[0] in status["msg"]
+    assert "playbooks/migrate.yml" in status["msg"]
+
+
+def test_failed_migration(tmp_path, migrated):
+    database, app = migrated
+    app.add_migration("20240301090000_audit_log", FAILING_SQL)
+    res = app.prisma("migrate", "deploy", database_url=database.url())
+    assert res.rc == 1
+    run, status, history = run_both(tmp_path, app, database.url())
+    assert status["state"] == "failed"
+    assert status["failed_migrations"] == ["20240301090000_audit_log"]
+    assert history["ok"] is False
+    assert history["failed_migrations"] == ["20240301090000_audit_log"]
+    assert history["pending"] == []
+    assert "rollback.yml" in history["msg"]
+
+
+def test_edited_applied_migration_is_flagged_by_the_audit_only(tmp_path, migrated):
+    database, app = migrated
+    sql = app.migrations_dir / MIGRATIONS[3] / "migration.sql"
+    sql.write_text(sql.read_text().replace("products_name_idx", "products_name_idx2"))
+    run, status, history = run_both(tmp_path, app, database.url())
+    assert status["state"] == "up_to_date"  # Prisma cannot see it
+    assert history["ok"] is False
+    assert history["checksum_mismatch"] == [MIGRATIONS[3]]
+    assert "edited locally" in history["msg"]
+
+
+def test_deleted_applied_migration_is_flagged_by_the_audit_only(tmp_path, migrated):
+    database, app = migrated
+    app.remove_migration(MIGRATIONS[4])
+    run, status, history = run_both(tmp_path, app, database.url())
+    assert status["state"] == "up_to_date"  # Prisma cannot see it
+    assert history["ok"] is False
+    assert history["missing_locally"] == [MIGRATIONS[4]]
+    assert history["checksum_mismatch"] == []
+
+
+def test_diverged_history(tmp_path, migrated):
+    database, app = migrated
+    app.remove_migration(MIGRATIONS[4])
+    app.add_migration("20240305090000_add_producer_phone", 'ALTER TABLE "producers" ADD COLUMN "phone" TEXT;\n')
+    run, status, history = run_both(tmp_path, app, database.url())
+    assert status["state"] == "diverged"
+    assert status["missing_locally"] == [MIGRATIONS[4]]
+    assert status["pending"] == ["20240305090000_add_producer_phone"]
+    assert status["last_common_migration"] == MIGRATIONS[3]
+    assert history["missing_locally"] == [MIGRATIONS[4]]
+    assert history["pending"] == ["20240305090000_add_producer_phone"]
+
+
+def test_rolled_back_row_counts_as_pending_again(tmp_path, migrated):
+    """`migrate resolve --rolled-back` does not run offline: mark the row as Prisma would."""
+    database, app = migrated
+    database.execute("UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = %s", (MIGRATIONS[4],))
+    run = run_tasks(tmp_path, [history_task(app)], env={"TEST_DATABASE_URL": database.url()})
+    history = run["history"]
+    assert history["rolled_back"] == [MIGRATIONS[4]]
+    assert history["pending"] == [MIGRATIONS[4]]
+    assert history["ok"] is True
+
+
+def test_not_managed_and_empty_database(tmp_path, prisma_app, database):
+    for name in prisma_app.migration_names():
+        prisma_app.remove_migration(name)
+    run = run_tasks(
+        tmp_path,
+        [status_task(prisma_app), history_task(prisma_app), history_task(prisma_app, allow_unmanaged=True) | {"name": "h2"}],
+        env={"TEST_DATABASE_URL": database.url()},
+    )
+    assert run["status"]["state"] == "not_managed"
+    assert run["status"]["local_migration_count"] == 0
+    assert run["history"]["failed"] is True
+    assert 'has no table "public"."_prisma_migrations"' in run["history"]["msg"]
+    assert run["h2"]["managed"] is False
+    assert run["h2"]["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("url_change", "code"),
+    [("password", "P1000"), ("database", "P1003"), ("port", "P1001")],
+)
+def test_connection_errors_are_state_error_with_a_code(tmp_path, prisma_app, database, pg_cluster, url_change, code):
+    url = database.url()
+    if url_change == "password":
+        url = database.url(password="wrong-password-123")
+    elif url_change == "database":
+        url = url.replace(f"/{database.name}?", f"/{database.name}_nope?")
+    else:
+        url = url.replace(f":{pg_cluster.port}/", ":1/")
+    run, status, history = run_both(tmp_path, prisma_app, url)
+    assert status["state"] == "error"
+    assert status["error_code"] == code
+    assert "next: check the URL" in status["msg"]
+    assert history["failed"] is True
+    assert history["msg"].startswith('cannot read "public"."_prisma_migrations"')
+    assert_no_secret(run, database)
+    assert "wrong-password-123" not in run.stdout
+
+
+def test_bad_inputs_fail_with_one_line(tmp_path, prisma_app, database):
+    no_migrations = PrismaApp.copy_to(tmp_path / "nomig")
+
+    shutil.rmtree(no_migrations.migrations_dir)
+    slow = tmp_path / "slow-prisma"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    tasks = [
+        {
+            "name": "missing project",
+            "prisma_migrate_info": {"project_dir": str(tmp_path / "nope")},
+            "ignore_errors": True,
+        },
+        status_task(no_migrations) | {"name": "no migrations"},
+        status_task(prisma_app, command="prisma-not-installed-here") | {"name": "not found"},
+        status_task(prisma_app, command=str(slow), timeout=1) | {"name": "timeout"},
+        history_task(prisma_app, database_url="mysql://u:p@h/db") | {"name": "bad url"},
+        history_task(prisma_app, database_url="postgresql://u:p@h:99999/db") | {"name": "bad port"},
+    ]
+    run = run_tasks(tmp_path, tasks, env={"TEST_DATABASE_URL": database.url()})
+    expected = {
+        "missing project": "does not exist or is not a directory on this host",
+        "no migrations": "no migrations folder at",
+        "not found": "Prisma command 'prisma-not-installed-here' was not found on this host (exit 127)",
+        "timeout": "did not finish within 1 s",
+        "bad url": "scheme is 'mysql', expected postgresql://",
+        "bad port": "cannot be parsed",
+    }
+    for task, text in expected.items():
+        result = run[task]
+        assert result.get("failed") is True, (task, result)
+        assert text in result["msg"], (task, result["msg"])
+        assert "\n" not in result["msg"], task
+        assert "Traceback" not in result.get("module_stderr", ""), task

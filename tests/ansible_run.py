@@ -51,7 +51,9 @@ def run_tasks(tmp_path: Path, tasks: list[dict], env: dict | None = None, timeou
     try:
         data = json.loads(proc.stdout)
     except ValueError as exc:
-        raise AssertionError(f"no JSON from ansible-playbook (rc {proc.returncode}): {proc.stdout}\n{proc.stderr}") from exc
+        raise AssertionError(
+            f"no JSON from ansible-playbook (rc {proc.returncode}): {proc.stdout}\n{proc.stderr}"
+        ) from exc
     results = {}
     for play in data["plays"]:
         for task in play["tasks"]:

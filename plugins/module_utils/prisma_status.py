@@ -358,6 +358,7 @@ def parse_migrate_deploy(output: str, rc: int | None = None) -> dict:
     result["error_code"], result["error_message"] = _errors(lines)
 
     applied_header = all_applied = nothing_pending = False
+    created = None
     for i, line in enumerate(lines):
         s = line.strip()
         if m := _FOUND.match(s):
@@ -379,7 +380,8 @@ def parse_migrate_deploy(output: str, rc: int | None = None) -> dict:
             result["modified"] = _names_after(lines, i)
         elif (m := _CREATED.match(s)) and result["database_created"] is False:
             result["database_created"] = True
-            result["database"] = result["database"] or m.group("name")
+            created = m.group("name")
+            result["database"] = result["database"] or created
         if result["failed_migration"] is None:
             m = _MIGRATION_NAME.match(s) or _P3009_NAME.match(s) or _BACKTRACE_NAME.search(s)
             if m:
@@ -424,11 +426,11 @@ def parse_migrate_deploy(output: str, rc: int | None = None) -> dict:
     else:
         result["result"] = "error"
         result["error_message"] = "unrecognised output: no applied list and no 'No pending migrations' line"
-    result["summary"] = _deploy_summary(result)
+    result["summary"] = _deploy_summary(result, created)
     return result
 
 
-def _deploy_summary(r: dict) -> str:
+def _deploy_summary(r: dict, created: str | None) -> str:
     res = r["result"]
     if res == "applied":
         text = f"applied {len(r['applied'])} migration(s): {_names(r['applied'])}"
@@ -445,5 +447,5 @@ def _deploy_summary(r: dict) -> str:
         code = f"{r['error_code']}: " if r["error_code"] else ""
         text = f"prisma migrate deploy failed: {code}{r['error_message']}"
     if r["database_created"]:
-        text += f"; WARNING: deploy created database {r['database']} (was the URL right?)"
+        text += f"; WARNING: deploy created database {created} (was the URL right?)"
     return text

@@ -70,7 +70,9 @@ def test_expect_fails_with_the_pending_names(tmp_path, prisma_app, database):
     run = run_tasks(tmp_path, [status_task(prisma_app, expect="up_to_date")], env={"TEST_DATABASE_URL": database.url()})
     status = run["status"]
     assert status["failed"] is True
-    assert status["msg"].startswith("expected migration state up_to_date, found pending: 5 migration(s) not yet applied")
+    assert status["msg"].startswith(
+        "expected migration state up_to_date, found pending: 5 migration(s) not yet applied"
+    )
     assert MIGRATIONS[0] in status["msg"]
     assert "playbooks/migrate.yml" in status["msg"]
 
@@ -139,7 +141,11 @@ def test_not_managed_and_empty_database(tmp_path, prisma_app, database):
         prisma_app.remove_migration(name)
     run = run_tasks(
         tmp_path,
-        [status_task(prisma_app), history_task(prisma_app), history_task(prisma_app, allow_unmanaged=True) | {"name": "h2"}],
+        [
+            status_task(prisma_app),
+            history_task(prisma_app),
+            history_task(prisma_app, allow_unmanaged=True) | {"name": "h2"},
+        ],
         env={"TEST_DATABASE_URL": database.url()},
     )
     assert run["status"]["state"] == "not_managed"
@@ -206,3 +212,31 @@ def test_bad_inputs_fail_with_one_line(tmp_path, prisma_app, database):
         assert text in result["msg"], (task, result["msg"])
         assert "\n" not in result["msg"], task
         assert "Traceback" not in result.get("module_stderr", ""), task
+
+
+def test_password_is_redacted_even_when_the_command_prints_the_url(tmp_path, prisma_app, database):
+    """Some Prisma errors (P1013) echo the URL; nothing returned may carry the password."""
+    echo = tmp_path / "echo-prisma"
+    echo.write_text(
+        '#!/bin/sh\necho "Error: P1013: The provided database string is invalid: $DATABASE_URL" >&2\nexit 1\n'
+    )
+    echo.chmod(0o755)
+    run = run_tasks(
+        tmp_path,
+        [status_task(prisma_app, command=str(echo)) | {"check_mode": True}],
+        env={"TEST_DATABASE_URL": database.url()},
+    )
+    status = run["status"]
+    assert status["state"] == "error"
+    assert status["error_code"] == "P1013"
+    assert "postgresql://app:********@127.0.0.1" in status["stderr"]
+    assert_no_secret(run, database)
+
+
+def test_status_runs_in_check_mode(tmp_path, prisma_app, database):
+    run = run_tasks(
+        tmp_path, [status_task(prisma_app) | {"check_mode": True}], env={"TEST_DATABASE_URL": database.url()}
+    )
+    assert run["status"]["state"] == "pending"
+    assert run["status"]["changed"] is False
+    assert database.query("SELECT count(*) FROM pg_tables WHERE tablename = '_prisma_migrations'") == [(0,)]

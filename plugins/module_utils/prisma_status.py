@@ -245,7 +245,9 @@ def parse_migrate_status(output: str, rc: int | None = None) -> dict:
         elif _DIVERGED.match(s):
             signals.add("diverged")
         elif m := _LAST_COMMON.match(s):
-            result["last_common_migration"] = m.group("name")
+            # Prisma prints "null" when the histories share no migration.
+            result["last_common_migration"] = None if m.group("name") == "null" else m.group("name")
+            signals.add("diverged")
         elif _NO_COMMON.match(s):
             signals.add("diverged")
         elif _DIVERGED_PENDING.match(s):
@@ -328,7 +330,9 @@ _BACKTRACE_NAME = re.compile(r'migration_name="(?P<name>[^"]+)"')
 _DB_ERROR_CODE = re.compile(r"^Database error code:\s*(?P<code>\S+)")
 _DB_ERROR_HEADER = re.compile(r"^Database error:\s*(?P<rest>.*)$")
 _SQL_ERROR = re.compile(r"^(?:ERROR|FATAL):\s")
-_CREATED = re.compile(r"^(?:(?P<kind>[\w ]+?) )?database (?P<name>\S+) created at (?P<where>\S+)")
+_CREATED = re.compile(
+    r"^(?:PostgreSQL|MySQL|SQLite|CockroachDB|SQL Server|MongoDB|Prisma Postgres) database(?: (?P<name>\S+))? created\b"
+)
 _BACKTRACE_FRAME = re.compile(r"^\s*(?:\d+:|at |with )")
 
 
@@ -380,8 +384,8 @@ def parse_migrate_deploy(output: str, rc: int | None = None) -> dict:
             result["modified"] = _names_after(lines, i)
         elif (m := _CREATED.match(s)) and result["database_created"] is False:
             result["database_created"] = True
-            created = m.group("name")
-            result["database"] = result["database"] or created
+            created = m.group("name") or "(unnamed)"
+            result["database"] = result["database"] or m.group("name")
         if result["failed_migration"] is None:
             m = _MIGRATION_NAME.match(s) or _P3009_NAME.match(s) or _BACKTRACE_NAME.search(s)
             if m:

@@ -77,6 +77,9 @@ CLASSIC_NOT_MANAGED_BASELINE = f"""{PG_DS}
 
 The current database is not managed by Prisma Migrate.
 
+If you want to keep the current database structure and data and create new migrations, baseline this database with the migration "0_init":
+prisma migrate resolve --applied "0_init"
+
 Read more about how to baseline an existing production database:
 https://pris.ly/d/migrate-baseline
 """
@@ -86,6 +89,26 @@ CLASSIC_NOT_MANAGED_PLAIN = f"""{PG_DS}
 No migration found in prisma/migrations
 
 The current database is not managed by Prisma Migrate.
+        
+Read more about how to baseline an existing production database:
+https://pris.ly/d/migrate-baseline
+"""
+
+# Histories with nothing in common: Prisma prints "null" and may print empty lists.
+DIVERGED_NO_COMMON = """4 migrations found in prisma/migrations
+Your local migration history and the migrations table from your database are different:
+
+The last common migration is: null
+
+The migration have not yet been applied:
+0_init
+
+The migrations from the database are not found locally in prisma/migrations:
+
+"""
+
+P1003_OLD = f"""{PG_DS}
+Error: P1003: Database `shop` does not exist on the database server at `db.internal:5432`.
 """
 
 P1001_OLD = f"""Prisma schema loaded from prisma/schema.prisma
@@ -223,6 +246,12 @@ Database schema is up to date!
             },
         ),
         (P1000, 1, {"state": "error", "error_code": "P1000"}),
+        (P1003_OLD, 1, {"state": "error", "error_code": "P1003"}),
+        (
+            DIVERGED_NO_COMMON,
+            1,
+            {"state": "diverged", "last_common_migration": None, "pending": ["0_init"], "missing_locally": []},
+        ),
         (P1003, 1, {"state": "error", "error_code": "P1003", "database": "shop"}),
         (
             P1012,
@@ -251,6 +280,8 @@ Database schema is up to date!
         "p1001-before-5.14",
         "p1001-after-5.14",
         "p1000",
+        "p1003-before-6.7",
+        "diverged-no-common",
         "p1003",
         "p1012",
         "prisma7",
@@ -439,6 +470,54 @@ Please make sure your database server is running at `db.internal:5432`.
 Context: Timed out trying to acquire a postgres advisory lock (SELECT pg_advisory_lock(72707369)). Elapsed: 10000ms. See https://pris.ly/d/migrate-advisory-locking for details.
 """
 
+P3009_WITH_LOGS = f"""{PG_DS}
+
+Error: P3009
+
+migrate found failed migrations in the target database, new migrations will not be applied. Read more about how to resolve migration issues in a production database: https://pris.ly/d/migrate-resolve
+The `20240612135202_change` migration started at 2024-06-12 13:57:46.60693 UTC failed with the following logs:
+A migration failed to apply. New migrations cannot be applied before the error is recovered from. Read more about how to resolve migration issues in a production database: https://pris.ly/d/migrate-resolve
+
+Migration name: 20240612135202_change
+
+Database error code: 42P01
+
+Database error:
+ERROR: relation "ProductImage" does not exist
+
+   0: sql_schema_connector::apply_migration::apply_script
+           with migration_name="20240612135202_change"
+             at schema-engine/connectors/sql-schema-connector/src/apply_migration.rs:106
+
+"""
+
+P3005 = f"""{PG_DS}
+
+1 migration found in prisma/migrations
+
+Error: P3005
+
+The database schema is not empty. Read more about how to baseline an existing production database: https://pris.ly/d/migrate-baseline
+
+"""
+
+SQLSERVER_CREATED = """Datasource "db": SQL Server database
+
+SQL Server database created.
+
+1 migration found in prisma/migrations
+
+Applying migration `0_init`
+
+The following migration have been applied:
+
+migrations/
+  └─ 0_init/
+    └─ migration.sql
+      
+All migrations have been successfully applied.
+"""
+
 MODIFIED = f"""{PG_DS}
 
 3 migrations found in prisma/migrations
@@ -476,6 +555,31 @@ No pending migrations to apply.
         ),
         (P3009, 1, {"result": "failed", "failed_migration": "20240301090000_require_weight", "error_code": "P3009"}),
         (P1002, 1, {"result": "error", "error_code": "P1002", "failed_migration": None}),
+        (
+            P3009_WITH_LOGS,
+            1,
+            {
+                "result": "failed",
+                "error_code": "P3009",
+                "failed_migration": "20240612135202_change",
+                "database_error": 'ERROR: relation "ProductImage" does not exist',
+                "database_error_code": "42P01",
+            },
+        ),
+        (
+            P3005,
+            1,
+            {
+                "result": "error",
+                "error_code": "P3005",
+                "error_message": "The database schema is not empty. Read more about how to baseline an existing production database: https://pris.ly/d/migrate-baseline",
+            },
+        ),
+        (
+            SQLSERVER_CREATED,
+            0,
+            {"result": "applied", "applied": ["0_init"], "database_created": True, "database": None},
+        ),
         (P1001_NEW, 1, {"result": "error", "error_code": "P1001"}),
         (MODIFIED, 0, {"result": "nothing_pending", "modified": ["20240201090000_add_index"]}),
         ("", 1, {"result": "error", "error_message": "exited 1 and printed nothing"}),
@@ -489,6 +593,9 @@ No pending migrations to apply.
         "p3018",
         "p3009",
         "p1002-advisory-lock",
+        "p3009-with-logs",
+        "p3005-not-empty",
+        "sqlserver-created-singular",
         "p1001",
         "modified-warning",
         "empty",

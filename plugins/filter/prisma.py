@@ -42,6 +42,41 @@ def prisma_deploy(value, rc=None):
     return parse_migrate_deploy(_text(value), _rc(value, rc))
 
 
+def prisma_row_loss(before, after, destructive=None):
+    """Tables with fewer rows after the run than in the snapshot manifest,
+    except those the pending SQL drops, truncates or deletes from."""
+    from sql_scan import ROW_LOSS_KINDS
+
+    excused = set()
+    for item in destructive or []:
+        if item.get("kind") in ROW_LOSS_KINDS:
+            excused.update(item.get("tables") or [])
+    lost = []
+    for table, count in sorted((before or {}).items()):
+        if table in excused or table == "_prisma_migrations":
+            continue
+        now = (after or {}).get(table)
+        if now is None or int(now) < int(count):
+            lost.append({"table": table, "before": int(count), "after": None if now is None else int(now)})
+    return lost
+
+
+def to_timezone(value, zone="Europe/Athens"):
+    """An ISO-8601 UTC time (``2024-01-01T00:00:00Z``) shown in another zone."""
+    import datetime
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(ZoneInfo(zone)).isoformat(timespec="seconds")
+
+
 class FilterModule:
     def filters(self):
-        return {"prisma_status": prisma_status, "prisma_deploy": prisma_deploy}
+        return {
+            "prisma_status": prisma_status,
+            "prisma_deploy": prisma_deploy,
+            "prisma_row_loss": prisma_row_loss,
+            "to_timezone": to_timezone,
+        }

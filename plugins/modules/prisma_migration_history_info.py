@@ -152,6 +152,17 @@ table:
   returned: always
   type: str
   sample: '"public"."_prisma_migrations"'
+destructive:
+  description:
+    - Destructive statements in the pending migrations (DROP TABLE/COLUMN/..., TRUNCATE, DELETE without
+      WHERE, ALTER COLUMN TYPE, SET NOT NULL, RENAME), each with C(file), C(line), C(kind),
+      C(statement) and the C(tables) it empties or drops.
+    - Statements inside C(DO) blocks and function bodies are not scanned.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"file": "prisma/migrations/20240301_drop/migration.sql", "line": 2, "kind": "drop_column",
+            "statement": "ALTER TABLE \"products\" DROP COLUMN \"legacy\"", "tables": []}]
 dropped_url_parameters:
   description: URL query parameters not passed to libpq (Prisma-only or unknown).
   returned: always
@@ -166,11 +177,21 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_history import HISTORY_QUERY, audit, local_migrations, quote_ident
 from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+from ansible.module_utils.sql_scan import scan_sql
 
 
 def _renamed(facts):
     facts["failed_migrations"] = facts.pop("failed")
     return facts
+
+
+def _destructive(project_dir, migrations_dir, pending):
+    found = []
+    for name in pending:
+        path = os.path.join(migrations_dir, name, "migration.sql")
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            found.extend(scan_sql(fh.read(), os.path.relpath(path, project_dir)))
+    return found
 
 
 def main():
@@ -199,6 +220,7 @@ def main():
         "missing_locally": [],
         "local": [],
         "problems": [],
+        "destructive": [],
         "database": None,
         "table": None,
         "dropped_url_parameters": [],
@@ -252,6 +274,7 @@ def main():
                 " - check the URL's database and schema, or set allow_unmanaged for a first deploy"
             )
         result.update(_renamed(audit([], local)))
+        result["destructive"] = _destructive(p["project_dir"], migrations_dir, result["pending"])
         result["msg"] = f"{table} does not exist yet: {len(result['pending'])} local migration(s) pending"
         module.exit_json(**result)
 
@@ -261,6 +284,7 @@ def main():
         fail(f"psql returned something that is not JSON while reading {table}")
     result["managed"] = True
     result.update(_renamed(audit(rows, local)))
+    result["destructive"] = _destructive(p["project_dir"], migrations_dir, result["pending"])
     if result["ok"]:
         result["msg"] = f"history consistent: {len(result['applied'])} applied, {len(result['pending'])} pending"
     else:

@@ -1,0 +1,210 @@
+#!/usr/bin/python
+"""Ansible module: prisma_command."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prisma_command
+short_description: Run C(prisma generate), C(prisma migrate deploy) or C(prisma validate)
+description:
+  - Runs one Prisma CLI command in the project directory with C(DATABASE_URL) in its environment
+    only, and returns its output with the password removed and its duration.
+  - For C(migrate_deploy) the output is parsed (C(parse_migrate_deploy)) - the applied migrations,
+    the failed migration, the Prisma and database error codes. It fails when Prisma reports that it
+    created the database (a typo in the URL would otherwise give an empty, fully migrated database).
+  - I(lock_timeout) and I(statement_timeout) are passed as C(PGOPTIONS) to the migration session,
+    honoured by drivers that read libpq's environment (node-postgres, used by C(@prisma/adapter-pg)).
+version_added: "1.0.0"
+author: Ops team
+options:
+  project_dir:
+    description: The application checkout holding C(package.json) and C(prisma/).
+    type: path
+    required: true
+  subcommand:
+    description: What to run.
+    type: str
+    required: true
+    choices: [generate, migrate_deploy, validate]
+  command:
+    description: The Prisma command prefix, for example C(pnpm exec prisma) or C(npx --no-install prisma).
+    type: str
+    default: pnpm exec prisma
+  schema:
+    description: Path to the schema, passed as C(--schema).
+    type: path
+  database_url:
+    description: The database URL, exported as C(DATABASE_URL). Never logged.
+    type: str
+  environment:
+    description: Variables added to the command's environment.
+    type: dict
+    default: {}
+  lock_timeout:
+    description: PostgreSQL C(lock_timeout) for the session (for example C(5s)); empty for the server default.
+    type: str
+    default: ""
+  statement_timeout:
+    description: PostgreSQL C(statement_timeout) for the session; empty for the server default.
+    type: str
+    default: ""
+  timeout:
+    description: Seconds after which the command is stopped and the module fails. C(0) means no limit.
+    type: int
+    default: 3600
+attributes:
+  check_mode:
+    support: partial
+    description: C(validate) runs in check mode; C(generate) and C(migrate_deploy) are skipped.
+  diff_mode:
+    support: none
+seealso:
+  - module: prisma_migrate_info
+"""
+
+EXAMPLES = r"""
+- name: Apply pending migrations
+  prisma_command:
+    project_dir: /srv/app
+    subcommand: migrate_deploy
+    database_url: "{{ database_url }}"
+    lock_timeout: 5s
+  register: __deploy
+"""
+
+RETURN = r"""
+command_rc:
+  description: The command's exit code (not C(rc), which Ansible would read as the task's failure).
+  returned: always
+  type: int
+stdout:
+  description: Standard output, password removed.
+  returned: always
+  type: str
+stderr:
+  description: Standard error, password removed.
+  returned: always
+  type: str
+duration_s:
+  description: Seconds the command took.
+  returned: always
+  type: float
+cmd:
+  description: The command that ran (without the URL).
+  returned: always
+  type: list
+  elements: str
+deploy:
+  description: For C(migrate_deploy), the parsed output - result, applied, failed_migration, error_code, database_error ...
+  returned: always
+  type: dict
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_cli import RC_TIMEOUT, PrismaCliError, check_project, run_prisma
+from ansible.module_utils.prisma_status import parse_migrate_deploy
+from ansible.module_utils.prisma_url import redact
+
+ARGS = {"generate": ["generate"], "migrate_deploy": ["migrate", "deploy"], "validate": ["validate"]}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "project_dir": {"type": "path", "required": True},
+            "subcommand": {"type": "str", "required": True, "choices": list(ARGS)},
+            "command": {"type": "str", "default": "pnpm exec prisma"},
+            "schema": {"type": "path"},
+            "database_url": {"type": "str", "no_log": True},
+            "environment": {"type": "dict", "default": {}},
+            "lock_timeout": {"type": "str", "default": ""},
+            "statement_timeout": {"type": "str", "default": ""},
+            "timeout": {"type": "int", "default": 3600},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    sub = p["subcommand"]
+    result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "duration_s": 0.0, "cmd": []}
+    result["deploy"] = parse_migrate_deploy("", None) if sub == "migrate_deploy" else {}
+    if module.check_mode and sub != "validate":
+        result["msg"] = f"check mode: prisma {' '.join(ARGS[sub])} not run"
+        module.exit_json(skipped=True, **result)
+    secret = p["database_url"] or (p["environment"] or {}).get("DATABASE_URL") or os.environ.get("DATABASE_URL")
+
+    env = dict(p["environment"] or {})
+    options = []
+    for name in ("lock_timeout", "statement_timeout"):
+        value = p[name]
+        if value:
+            if not all(ch.isalnum() or ch in " ." for ch in value):
+                module.fail_json(msg=f"{name} {value!r} is not a PostgreSQL duration such as 5s or 2min", **result)
+            options.append(f"-c {name}={value.replace(' ', '')}")
+    if options:
+        env["PGOPTIONS"] = " ".join(filter(None, [env.get("PGOPTIONS", ""), *options]))
+
+    try:
+        check_project(p["project_dir"], p["schema"])
+        args = ARGS[sub] + (["--schema", p["schema"]] if p["schema"] else [])
+        start = time.monotonic()
+        rc, out, err, argv = run_prisma(
+            module,
+            command=p["command"],
+            args=args,
+            project_dir=p["project_dir"],
+            environment=env,
+            database_url=p["database_url"],
+            timeout=p["timeout"],
+        )
+    except PrismaCliError as exc:
+        result["msg"] = str(exc)
+        module.fail_json(**result)
+    result.update(
+        command_rc=rc,
+        stdout=redact(out, secret),
+        stderr=redact(err, secret),
+        cmd=argv,
+        duration_s=round(time.monotonic() - start, 3),
+    )
+    label = "prisma " + " ".join(ARGS[sub])
+    if rc == RC_TIMEOUT and p["timeout"]:
+        result["msg"] = f"{label} did not finish within {p['timeout']} s and was stopped"
+        module.fail_json(**result)
+
+    if sub == "migrate_deploy":
+        deploy = parse_migrate_deploy(out + "\n" + err, rc)
+        for key in ("error_message", "summary", "database_error"):
+            if deploy.get(key):
+                deploy[key] = redact(deploy[key], secret)
+        result["deploy"] = deploy
+        result["changed"] = bool(deploy["applied"]) or deploy["result"] == "failed"
+        if deploy["database_created"]:
+            result["msg"] = (
+                f"{label} CREATED database {deploy['database']}: the URL points at a database that did not exist"
+                " - check the database name in DATABASE_URL; drop the new empty database once understood"
+            )
+            module.fail_json(**result)
+        if rc != 0 or deploy["result"] in ("failed", "error"):
+            result["msg"] = f"{label} failed: {deploy['summary']}"
+            module.fail_json(**result)
+        result["msg"] = f"{label}: {deploy['summary']} in {result['duration_s']} s"
+        module.exit_json(**result)
+
+    result["changed"] = sub == "generate"
+    if rc != 0:
+        lines = [ln.strip() for ln in (result["stderr"] + "\n" + result["stdout"]).splitlines()]
+        first = next((ln for ln in lines if ln.startswith(("Error", "error"))), None) or next(
+            (ln for ln in lines if ln and "npm warn" not in ln), f"exit {rc}"
+        )
+        result["msg"] = f"{label} failed (exit {rc}): {first}"
+        module.fail_json(**result)
+    result["msg"] = f"{label} succeeded in {result['duration_s']} s"
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,337 @@
+#!/usr/bin/python
+"""Ansible module: prisma_run_lock."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prisma_run_lock
+short_description: Hold a per-database lock for the length of a migration or rollback run
+description:
+  - With I(state=acquired), starts a small holder process on this host that opens one PostgreSQL
+    session, takes the advisory lock C(7270736900001) with C(pg_try_advisory_lock) and keeps the
+    session open. The lock lives in the target database, so runs from any control machine see it.
+    Prisma's own lock (72707369, taken by C(migrate deploy)) is a different key.
+  - When another session holds the lock, fails saying who (application name, user, address) and
+    since when.
+  - The holder names its session C(prisma-run-lock <owner>) so that other runs can tell who holds it.
+  - No stale lock - the lock is a session lock, so it disappears with the session. The holder ends
+    the session when the run releases it (I(state=released)), when the process it watches exits
+    (the local C(ansible-playbook) found by walking up the process tree, or I(watch_pid)), when its
+    lease file has not been renewed for I(lease) seconds (I(state=renewed)), or when the database
+    connection drops.
+version_added: "1.0.0"
+author: Ops team
+options:
+  state:
+    description: C(acquired) takes the lock, C(renewed) extends its lease, C(released) lets it go.
+    type: str
+    choices: [acquired, renewed, released]
+    default: acquired
+  database_url:
+    description: The Prisma database URL. Never logged. When unset, C(DATABASE_URL) from the environment.
+    type: str
+  owner:
+    description: Who runs, shown to anyone refused (for example C(alice@laptop run 20240101T000000Z)).
+    type: str
+    required: true
+  state_dir:
+    description: Folder for the holder's state and lease files (created 0700).
+    type: path
+    required: true
+  lease:
+    description: Seconds without a renewal after which the holder gives the lock up by itself.
+    type: int
+    default: 7200
+  watch_pid:
+    description:
+      - PID whose exit releases the lock. Default - the nearest C(ansible-playbook) or C(ansible-runner)
+        ancestor of this module on this host (local connection); none over SSH.
+    type: int
+  psql:
+    description: The C(psql) client.
+    type: str
+    default: psql
+  timeout:
+    description: Seconds to wait for the holder to report.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    support: none
+    description: Never runs in check mode (it would take the lock).
+  diff_mode:
+    support: none
+seealso:
+  - module: prisma_database_info
+"""
+
+EXAMPLES = r"""
+- name: Take the run lock
+  prisma_run_lock:
+    database_url: "{{ database_url }}"
+    owner: "ops@laptop run {{ run_id }}"
+    state_dir: /var/backups/prisma/.locks
+
+- name: Release the run lock
+  prisma_run_lock:
+    state: released
+    owner: "ops@laptop run {{ run_id }}"
+    state_dir: /var/backups/prisma/.locks
+"""
+
+RETURN = r"""
+holder_pid:
+  description: PID of the holder process on this host.
+  returned: when acquired
+  type: int
+watched_pid:
+  description: The PID whose exit releases the lock, or null.
+  returned: when acquired
+  type: int
+lock_key:
+  description: The advisory lock key.
+  returned: always
+  type: int
+  sample: 7270736900001
+holders:
+  description: The sessions holding the lock when it was refused.
+  returned: when refused
+  type: list
+  elements: dict
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_pg import RUN_LOCK_KEY, describe_holders, lock_holders_sql, psql_env
+from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+
+
+def _ancestor_playbook_pid():
+    """The topmost ansible-playbook/ansible-runner ancestor (task workers are
+    short-lived forks of it with the same command line)."""
+    pid, found = os.getppid(), None
+    for _ in range(40):
+        if pid <= 1:
+            break
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            with open(f"/proc/{pid}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if "ansible-playbook" in cmd or "ansible-runner" in cmd:
+            found = pid
+        elif found:
+            break
+        pid = ppid
+    return found
+
+
+def _alive(pid):
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _write_json(path, data):
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def _read_json(path):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _holder(psql, env, sql_lock, status_path, lease_path, lease, watch_pid):
+    """Runs in the detached grandchild: hold the session until told to stop."""
+    proc = subprocess.Popen(
+        [psql, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        text=True,
+    )
+    proc.stdin.write(sql_lock + "\n")
+    proc.stdin.flush()
+    answer = proc.stdout.readline().strip()
+    if answer != "t":
+        err = ""
+        if answer != "f":
+            proc.stdin.close()
+            err = proc.stderr.read()
+        proc.kill()
+        _write_json(status_path, {"status": "refused" if answer == "f" else "error", "error": err.strip()[:500]})
+        return
+    _write_json(status_path, {"status": "held", "pid": os.getpid(), "since": time.time()})
+    try:
+        while True:
+            time.sleep(0.5)
+            if proc.poll() is not None:
+                break  # the session ended: the lock is gone with it
+            if watch_pid and not _alive(watch_pid):
+                break
+            try:
+                if time.time() - os.stat(lease_path).st_mtime > lease:
+                    break
+            except OSError:
+                break  # lease file removed: released
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        status = _read_json(status_path) or {}
+        if status.get("pid") == os.getpid():
+            os.unlink(status_path)
+
+
+def _daemonize_and_hold(*args):
+    if os.fork() > 0:
+        return
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
+    try:
+        _holder(*args)
+    finally:
+        os._exit(0)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "state": {"type": "str", "choices": ["acquired", "renewed", "released"], "default": "acquired"},
+            "database_url": {"type": "str", "no_log": True},
+            "owner": {"type": "str", "required": True},
+            "state_dir": {"type": "path", "required": True},
+            "lease": {"type": "int", "default": 7200},
+            "watch_pid": {"type": "int"},
+            "psql": {"type": "str", "default": "psql"},
+            "timeout": {"type": "int", "default": 30},
+        },
+        supports_check_mode=False,
+    )
+    p = module.params
+    result = {"changed": False, "lock_key": RUN_LOCK_KEY}
+    url = p["database_url"] or os.environ.get("DATABASE_URL")
+
+    def fail(msg, **extra):
+        result.update(extra)
+        result["msg"] = redact(msg, url)
+        module.fail_json(**result)
+
+    tag = hashlib.sha256(p["owner"].encode()).hexdigest()[:16]
+    os.makedirs(p["state_dir"], mode=0o700, exist_ok=True)
+    status_path = os.path.join(p["state_dir"], f"run-lock-{tag}.json")
+    lease_path = os.path.join(p["state_dir"], f"run-lock-{tag}.lease")
+
+    if p["state"] == "renewed":
+        if not os.path.exists(lease_path):
+            fail(f"the run lock of {p['owner']} is not held here (no lease file): was it released or expired?")
+        os.utime(lease_path)
+        module.exit_json(**result)
+
+    if p["state"] == "released":
+        status = _read_json(status_path)
+        if os.path.exists(lease_path):
+            os.unlink(lease_path)  # the holder sees it and ends its session
+            result["changed"] = True
+        pid = (status or {}).get("pid")
+        deadline = time.time() + p["timeout"]
+        while pid and _alive(pid) and time.time() < deadline:
+            time.sleep(0.2)
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        result["msg"] = "run lock released" if result["changed"] else "run lock was not held"
+        module.exit_json(**result)
+
+    try:
+        conn = parse_database_url(url)
+    except DatabaseUrlError as exc:
+        fail(f"database_url: {exc}")
+    psql = module.get_bin_path(p["psql"], required=False)
+    if not psql:
+        fail(f"'{p['psql']}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    if os.path.exists(status_path):
+        old = _read_json(status_path) or {}
+        if old.get("status") == "held" and _alive(old.get("pid")):
+            fail(f"this run ({p['owner']}) already holds the lock (holder pid {old.get('pid')})")
+        os.unlink(status_path)
+
+    env = psql_env(conn, app=f"prisma-run-lock {p['owner']}"[:63])
+    env["PGAPPNAME"] = f"prisma-run-lock {p['owner']}"[:63]
+    watch = p["watch_pid"] or _ancestor_playbook_pid()
+    with open(lease_path, "w"):
+        pass
+    os.chmod(lease_path, 0o600)
+    _daemonize_and_hold(
+        psql, env, f"SELECT pg_try_advisory_lock({RUN_LOCK_KEY});", status_path, lease_path, p["lease"], watch
+    )
+
+    deadline = time.time() + p["timeout"]
+    status = None
+    while time.time() < deadline:
+        status = _read_json(status_path)
+        if status:
+            break
+        time.sleep(0.1)
+    if not status:
+        os.unlink(lease_path)
+        fail(f"the lock holder did not report within {p['timeout']} s: is {conn['host']}:{conn['port']} reachable?")
+    if status["status"] == "refused":
+        os.unlink(lease_path)
+        os.unlink(status_path)
+        rc, out, _err = module.run_command(
+            [psql, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-c", lock_holders_sql(RUN_LOCK_KEY)],
+            environ_update=psql_env(conn),
+            check_rc=False,
+        )
+        holders = json.loads(out) if rc == 0 and out.strip() else []
+        fail(
+            f"another run holds the migration lock on database {conn['database']}: {describe_holders(holders)}"
+            " - wait for it to finish; nothing was changed by this run",
+            holders=holders,
+        )
+    if status["status"] != "held":
+        os.unlink(lease_path)
+        os.unlink(status_path)
+        fail(f"could not take the run lock on database {conn['database']}: {status.get('error') or 'unknown error'}")
+    result.update(changed=True, holder_pid=status["pid"], watched_pid=watch)
+    result["msg"] = f"run lock {RUN_LOCK_KEY} held on database {conn['database']} for {p['owner']}"
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

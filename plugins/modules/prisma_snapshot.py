@@ -1,0 +1,361 @@
+#!/usr/bin/python
+"""Ansible module: prisma_snapshot."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prisma_snapshot
+short_description: Take a verified pg_dump snapshot of a Prisma database, with a manifest
+description:
+  - Dumps the Prisma schema of the database with C(pg_dump) (custom format, or directory format
+    with C(--jobs)), writes it under a temporary name, verifies it with C(pg_restore --list),
+    records its SHA-256 and only then gives it its final name, mode 0600 in a 0700 folder.
+  - Writes a JSON manifest beside it - database, server and C(pg_dump) versions, size, duration,
+    checksum, the applied migrations and the exact row count of every table at backup time.
+  - Keeps the newest I(keep) snapshots of the same database in the folder and deletes older ones
+    (only those with a manifest of this database; nothing else in the folder is touched).
+  - The Prisma URL is converted for libpq (C(?schema=) and other Prisma-only parameters make
+    C(pg_dump) fail); the password reaches C(pg_dump) as C(PGPASSWORD), never on a command line.
+  - A failed or unverifiable dump leaves no file with the final name and fails the task.
+version_added: "1.0.0"
+author: Ops team
+options:
+  database_url:
+    description: The Prisma database URL. Never logged. When unset, C(DATABASE_URL) from the environment.
+    type: str
+  dest_dir:
+    description: Folder for snapshots and manifests on this host (created 0700).
+    type: path
+    required: true
+  format:
+    description: C(custom) (one file, C(pg_dump -Fc)) or C(directory) (C(-Fd), dumps in parallel with I(jobs)).
+    type: str
+    choices: [custom, directory]
+    default: custom
+  jobs:
+    description: Parallel jobs for the directory format.
+    type: int
+    default: 1
+  compress:
+    description: Compression level passed to C(pg_dump --compress) (0 to 9).
+    type: int
+    default: 6
+  keep:
+    description: How many snapshots of this database to keep in I(dest_dir) (the newest), at least 1.
+    type: int
+    default: 5
+  run_id:
+    description: The run this snapshot belongs to, recorded in the manifest.
+    type: str
+    default: ""
+  min_free_ratio:
+    description: Refuse to start unless the free space is at least this many times the database size.
+    type: float
+    default: 1.0
+  pg_dump:
+    description: The C(pg_dump) client.
+    type: str
+    default: pg_dump
+  pg_restore:
+    description: The C(pg_restore) client used for verification.
+    type: str
+    default: pg_restore
+  psql:
+    description: The C(psql) client used for the manifest's counts.
+    type: str
+    default: psql
+attributes:
+  check_mode:
+    support: none
+    description: Skipped in check mode.
+  diff_mode:
+    support: none
+seealso:
+  - module: prisma_database_info
+"""
+
+EXAMPLES = r"""
+- name: Take a verified snapshot before migrating
+  prisma_snapshot:
+    database_url: "{{ database_url }}"
+    dest_dir: /var/backups/prisma
+    keep: 5
+  register: __snapshot
+"""
+
+RETURN = r"""
+path:
+  description: The snapshot (a file, or a folder for the directory format).
+  returned: success
+  type: str
+  sample: /var/backups/prisma/app-20240101T020000Z-20240210090000_add_fks.dump
+manifest_path:
+  description: The JSON manifest beside it.
+  returned: success
+  type: str
+manifest:
+  description: The manifest's content.
+  returned: success
+  type: dict
+sha256:
+  description: SHA-256 of the file (directory format - of every file's name and content, in name order).
+  returned: success
+  type: str
+size_bytes:
+  description: Size on disk.
+  returned: success
+  type: int
+duration_s:
+  description: Seconds the dump and its verification took.
+  returned: success
+  type: float
+removed:
+  description: Older snapshots deleted by the retention.
+  returned: success
+  type: list
+  elements: str
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_pg import (
+    explain_psql_error,
+    psql_env,
+    psql_json,
+    quote_ident,
+    quote_literal,
+    row_counts_sql,
+)
+from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            digest.update(name.encode() + b"\0")
+            with open(os.path.join(path, name), "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+        return digest.hexdigest()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def size_of(path):
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path))
+    return os.path.getsize(path)
+
+
+def _remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
+def _safe(text):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "database_url": {"type": "str", "no_log": True},
+            "dest_dir": {"type": "path", "required": True},
+            "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
+            "jobs": {"type": "int", "default": 1},
+            "compress": {"type": "int", "default": 6},
+            "keep": {"type": "int", "default": 5},
+            "run_id": {"type": "str", "default": ""},
+            "min_free_ratio": {"type": "float", "default": 1.0},
+            "pg_dump": {"type": "str", "default": "pg_dump"},
+            "pg_restore": {"type": "str", "default": "pg_restore"},
+            "psql": {"type": "str", "default": "psql"},
+        },
+        supports_check_mode=False,
+    )
+    p = module.params
+    result = {"changed": False}
+    url = p["database_url"] or os.environ.get("DATABASE_URL")
+    partial = None
+
+    def fail(msg):
+        if partial:
+            _remove(partial)
+        result["msg"] = redact(msg, url)
+        module.fail_json(**result)
+
+    if p["keep"] < 1:
+        fail(f"keep is {p['keep']}: keep at least the snapshot being taken (1 or more)")
+    if not 0 <= p["compress"] <= 9:
+        fail(f"compress is {p['compress']}: give a level from 0 to 9")
+    try:
+        conn = parse_database_url(url)
+    except DatabaseUrlError as exc:
+        fail(f"database_url: {exc}")
+    tools = {}
+    for tool in ("pg_dump", "pg_restore", "psql"):
+        tools[tool] = module.get_bin_path(p[tool], required=False)
+        if not tools[tool]:
+            fail(f"'{p[tool]}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+
+    os.makedirs(p["dest_dir"], mode=0o700, exist_ok=True)
+    os.chmod(p["dest_dir"], 0o700)
+    env = psql_env(conn, app="prisma-snapshot")
+
+    schema = conn["schema"]
+    table = f"{quote_ident(schema)}.{quote_ident('_prisma_migrations')}"
+    info = psql_json(
+        module,
+        tools["psql"],
+        conn,
+        "SELECT json_build_object('server_version', current_setting('server_version'),"
+        " 'size_bytes', pg_database_size(current_database()),"
+        f" 'managed', to_regclass({quote_literal(table)}) IS NOT NULL)",
+        fail,
+    )
+    st = os.statvfs(p["dest_dir"])
+    free = st.f_bavail * st.f_frsize
+    if free < info["size_bytes"] * p["min_free_ratio"]:
+        fail(
+            f"not enough space in {p['dest_dir']}: {free} bytes free, database {conn['database']} is"
+            f" {info['size_bytes']} bytes (x{p['min_free_ratio']}) - free space or point backup_dir elsewhere"
+        )
+    applied = []
+    if info["managed"]:
+        applied = psql_json(
+            module,
+            tools["psql"],
+            conn,
+            f"SELECT coalesce(json_agg(migration_name ORDER BY finished_at, migration_name), '[]') FROM {table}"
+            " WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL",
+            fail,
+        )
+    tables = psql_json(module, tools["psql"], conn, row_counts_sql(schema), fail)
+
+    started = datetime.datetime.now(datetime.UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    last = applied[-1] if applied else "none"
+    base = f"{_safe(conn['database'])}-{stamp}-{_safe(last)}"
+    final = os.path.join(p["dest_dir"], base + (".dump" if p["format"] == "custom" else ".dir"))
+    partial = final + ".partial"
+    _remove(partial)
+    if os.path.exists(final):
+        fail(f"{final} exists already: two snapshots in the same second? run again")
+
+    argv = [
+        tools["pg_dump"],
+        f"--format={p['format']}",
+        f"--compress={p['compress']}",
+        f"--schema={schema}",
+        f"--file={partial}",
+    ]
+    if p["format"] == "directory" and p["jobs"] > 1:
+        argv.append(f"--jobs={p['jobs']}")
+    t0 = time.monotonic()
+    old_umask = os.umask(0o077)
+    try:
+        rc, _out, err = module.run_command(argv, environ_update=env, check_rc=False)
+    finally:
+        os.umask(old_umask)
+    if rc != 0:
+        fail(f"pg_dump failed (exit {rc}): {explain_psql_error(err, conn)} - nothing was migrated")
+    rc, toc, err = module.run_command([tools["pg_restore"], "--list", partial], check_rc=False)
+    entries = [ln for ln in toc.splitlines() if ln.strip() and not ln.startswith(";")]
+    if rc != 0 or not entries:
+        fail(
+            f"the dump could not be verified with pg_restore --list: {(err or 'empty table of contents').strip()[:200]}"
+        )
+    checksum = sha256_of(partial)
+    os.rename(partial, final)
+    partial = None
+    duration = round(time.monotonic() - t0, 3)
+    if os.path.isdir(final):
+        for name in os.listdir(final):
+            os.chmod(os.path.join(final, name), 0o600)
+        os.chmod(final, 0o700)
+    else:
+        os.chmod(final, 0o600)
+
+    rc, version, _err = module.run_command([tools["pg_dump"], "--version"], check_rc=False)
+    manifest = {
+        "manifest_version": 1,
+        "database": conn["database"],
+        "host": conn["host"],
+        "port": conn["port"],
+        "schema": schema,
+        "server_version": info["server_version"],
+        "pg_dump_version": version.strip(),
+        "format": p["format"],
+        "path": final,
+        "file": os.path.basename(final),
+        "size_bytes": size_of(final),
+        "database_size_bytes": info["size_bytes"],
+        "sha256": checksum,
+        "toc_entries": len(entries),
+        "started_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "duration_s": duration,
+        "applied_migrations": applied,
+        "last_migration": applied[-1] if applied else None,
+        "tables": tables,
+        "run_id": p["run_id"],
+    }
+    manifest_path = final + ".manifest.json"
+    fd = os.open(manifest_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True)
+
+    # Retention: the newest `keep` snapshots of this database (by manifest).
+    mine = []
+    for name in os.listdir(p["dest_dir"]):
+        if not name.endswith(".manifest.json"):
+            continue
+        try:
+            with open(os.path.join(p["dest_dir"], name)) as fh:
+                other = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        same = (other.get("database"), other.get("host"), other.get("port")) == (
+            conn["database"],
+            conn["host"],
+            conn["port"],
+        )
+        if same and other.get("file"):
+            mine.append((other.get("started_at", ""), other["file"], name))
+    mine.sort(reverse=True)
+    removed = []
+    for _started, file, manifest_name in mine[p["keep"] :]:
+        if file == manifest["file"]:
+            continue
+        _remove(os.path.join(p["dest_dir"], file))
+        _remove(os.path.join(p["dest_dir"], manifest_name))
+        removed.append(file)
+
+    result.update(
+        changed=True,
+        path=final,
+        manifest_path=manifest_path,
+        manifest=manifest,
+        sha256=checksum,
+        size_bytes=manifest["size_bytes"],
+        duration_s=duration,
+        removed=removed,
+        msg=f"snapshot {final} ({manifest['size_bytes']} bytes, {len(entries)} TOC entries) verified in {duration} s",
+    )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -72,6 +72,23 @@ def to_timezone(value, zone="Europe/Athens"):
     return moment.astimezone(ZoneInfo(zone)).isoformat(timespec="seconds")
 
 
+def prisma_stage_durations(marks, end):
+    """Seconds per stage from the stage start marks (``{stage: iso time}``)
+    and the end time: each stage lasts until the next one starts."""
+    import datetime
+
+    def parse(value):
+        moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+    ordered = sorted((parse(v), k) for k, v in (marks or {}).items())
+    out = {}
+    for i, (start, name) in enumerate(ordered):
+        stop = ordered[i + 1][0] if i + 1 < len(ordered) else parse(end)
+        out[name] = round((stop - start).total_seconds(), 1)
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -79,4 +96,5 @@ class FilterModule:
             "prisma_deploy": prisma_deploy,
             "prisma_row_loss": prisma_row_loss,
             "to_timezone": to_timezone,
+            "prisma_stage_durations": prisma_stage_durations,
         }

@@ -2,7 +2,7 @@
 
 A statement is destructive when it can lose data or narrow what existing data
 may be: DROP TABLE / SCHEMA / COLUMN / VIEW / TYPE / INDEX, TRUNCATE, DELETE
-without WHERE, ALTER COLUMN … TYPE, SET NOT NULL,
+without WHERE, ALTER COLUMN … TYPE,
 RENAME. Comments and string literals are ignored, so a commented-out DROP does
 not count and a DROP inside a string does not either.
 """
@@ -28,7 +28,6 @@ _RULES = (
         "alter_column_type",
         re.compile(r"^\s*ALTER\s+TABLE\b.*\bALTER\s+(?:COLUMN\s+)?\S+\s+(?:SET\s+DATA\s+)?TYPE\b", re.I | re.S),
     ),
-    ("set_not_null", re.compile(r"^\s*ALTER\s+TABLE\b.*\bSET\s+NOT\s+NULL\b", re.I | re.S)),
     ("rename", re.compile(r"^\s*ALTER\s+(?:TABLE|INDEX|TYPE|SCHEMA)\b.*\bRENAME\b", re.I | re.S)),
 )
 

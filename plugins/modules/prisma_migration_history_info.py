@@ -155,7 +155,7 @@ table:
 destructive:
   description:
     - Destructive statements in the pending migrations (DROP TABLE/COLUMN/..., TRUNCATE, DELETE without
-      WHERE, ALTER COLUMN TYPE, SET NOT NULL, RENAME), each with C(file), C(line), C(kind),
+      WHERE, ALTER COLUMN TYPE, RENAME), each with C(file), C(line), C(kind),
       C(statement) and the C(tables) it empties or drops.
     - Statements inside C(DO) blocks and function bodies are not scanned.
   returned: always

@@ -80,7 +80,7 @@ class Database:
         conn = self.connect()
         try:
             with conn, conn.cursor() as cur:
-                cur.execute(sql, params)
+                cur.execute(sql, params or None)
                 return cur.fetchall() if cur.description else []
         finally:
             conn.close()

@@ -251,7 +251,10 @@ def main():
     base = f"{_safe(conn['database'])}-{stamp}-{_safe(last)}"
     final = os.path.join(p["dest_dir"], base + (".dump" if p["format"] == "custom" else ".dir"))
     partial = final + ".partial"
-    _remove(partial)
+    # Leftovers of a run killed mid-dump (the run lock guarantees none is in progress).
+    for name in os.listdir(p["dest_dir"]):
+        if name.startswith(_safe(conn["database"]) + "-") and name.endswith(".partial"):
+            _remove(os.path.join(p["dest_dir"], name))
     if os.path.exists(final):
         fail(f"{final} exists already: two snapshots in the same second? run again")
 

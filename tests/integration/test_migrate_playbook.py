@@ -1,0 +1,350 @@
+"""playbooks/migrate.yml end to end: real ansible-playbook, real Prisma, a real
+PostgreSQL cluster started by the tests (issue #4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pgcluster import wait_until
+from prismaapp import MIGRATIONS, PrismaApp, offline_env
+
+ROOT = Path(__file__).resolve().parents[2]
+PHRASE = "DIXIS-PROD-OK"
+SAMPLE = """
+INSERT INTO producers (name, email, region) VALUES ('Meli', 'meli@example.gr', 'Crete');
+INSERT INTO products (producer_id, name, price_cents) VALUES (1, 'Thyme Honey', 1250), (1, 'Pine Honey', 790);
+INSERT INTO orders (customer_email) VALUES ('nikos@example.gr');
+INSERT INTO order_items (order_id, product_id, quantity) VALUES (1, 1, 2);
+"""
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+    reports: list[dict]
+    report_dir: Path
+
+    @property
+    def report(self) -> dict:
+        assert self.reports, f"no report written\n{self.stdout[-3000:]}"
+        return self.reports[-1]
+
+
+@dataclass
+class Target:
+    db: object
+    app: PrismaApp
+    tmp: Path
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.tmp / "backups"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.tmp / "reports"
+
+    def applied(self) -> list[str]:
+        rows = self.db.query(
+            "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
+            " ORDER BY migration_name"
+        )
+        return [r[0] for r in rows]
+
+    def snapshots(self) -> list[Path]:
+        return sorted(self.backup_dir.glob("*.dump")) if self.backup_dir.exists() else []
+
+    def command(self, extra: dict | None = None, url: str | None = None, check: bool = False):
+        variables = {
+            "prisma_project_dir": str(self.app.path),
+            "prisma_command": "npx --no-install prisma",
+            "prisma_env": offline_env(self.app.path),
+            "backup_dir": str(self.backup_dir),
+            "report_dir": str(self.report_dir),
+            **(extra or {}),
+        }
+        vars_file = self.tmp / f"vars-{time.monotonic_ns()}.json"
+        vars_file.write_text(json.dumps(variables))
+        argv = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            "inventories/local",
+            "playbooks/migrate.yml",
+            "-e",
+            f"@{vars_file}",
+        ] + (["--check"] if check else [])
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+        if url is not None:
+            env["DATABASE_URL"] = url
+        elif url is None and "DATABASE_URL" not in (extra or {}):
+            env["DATABASE_URL"] = self.db.url()
+        return argv, env
+
+    def run(self, extra: dict | None = None, url: str | None = None, check: bool = False, no_url: bool = False) -> Run:
+        argv, env = self.command(extra, url, check)
+        if no_url:
+            env.pop("DATABASE_URL", None)
+        before = set(self.report_dir.glob("*.json")) if self.report_dir.exists() else set()
+        proc = subprocess.run(
+            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False
+        )
+        after = set(self.report_dir.glob("*.json")) if self.report_dir.exists() else set()
+        reports = [json.loads(p.read_text()) for p in sorted(after - before)]
+        return Run(proc.returncode, proc.stdout, proc.stderr, reports, self.report_dir)
+
+
+@pytest.fixture
+def target(tmp_path, database):
+    """A database at migration 2 of 5 with sample rows, and the new release checked out."""
+    old = PrismaApp.copy_to(tmp_path / "old")
+    old.keep_only(2)
+    assert old.prisma("migrate", "deploy", database_url=database.url()).rc == 0
+    database.execute(SAMPLE)
+    return Target(database, PrismaApp.copy_to(tmp_path / "app"), tmp_path)
+
+
+def no_advisory_locks(db) -> bool:
+    return db.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+
+
+def assert_no_secret(run: Run, target: Target):
+    secret = target.db.password
+    assert secret not in run.stdout
+    assert secret not in run.stderr
+    for folder in (target.report_dir, target.backup_dir):
+        if folder.exists():
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    assert secret.encode() not in path.read_bytes(), path
+
+
+def assert_nothing_changed(run: Run, target: Target):
+    assert run.rc != 0
+    assert target.applied() == MIGRATIONS[:2]
+    assert target.snapshots() == []
+    assert no_advisory_locks(target.db)
+    assert run.report["result"] == "failed"
+    assert run.report["next_step"].startswith("Nothing was changed.")
+    assert_no_secret(run, target)
+
+
+def test_happy_path_then_nothing_pending(target):
+    run = target.run({"confirm": PHRASE})
+    assert run.rc == 0, run.stdout[-4000:]
+    assert target.applied() == MIGRATIONS
+    assert target.db.query("SELECT slug FROM products ORDER BY id") == [("thyme-honey-1",), ("pine-honey-2",)]
+    report = run.report
+    assert report["result"] == "migrated"
+    assert report["applied"] == MIGRATIONS[2:]
+    assert report["state_before"] == "pending"
+    assert report["state_after"] == "up_to_date"
+    assert report["started_at_local"].endswith(("+02:00", "+03:00"))  # Europe/Athens
+    assert set(report["stages"]) >= {"preflight", "backup_snapshot", "prisma_migrate", "migration_validation"}
+
+    [snapshot] = target.snapshots()
+    assert snapshot.stat().st_mode & 0o777 == 0o600
+    assert target.backup_dir.stat().st_mode & 0o777 == 0o700
+    assert snapshot.name.endswith(f"-{MIGRATIONS[1]}.dump")
+    manifest = json.loads(Path(str(snapshot) + ".manifest.json").read_text())
+    import hashlib
+
+    assert manifest["sha256"] == hashlib.sha256(snapshot.read_bytes()).hexdigest() == report["snapshot"]["sha256"]
+    assert manifest["applied_migrations"] == MIGRATIONS[:2]
+    assert manifest["tables"]["products"] == 2
+    listing = subprocess.run(["pg_restore", "--list", str(snapshot)], capture_output=True, text=True, check=True)
+    assert "TABLE DATA public products" in listing.stdout
+    assert no_advisory_locks(target.db)
+    md = (target.report_dir / f"{report['run_id']}-localhost.md").read_text()
+    assert "MIGRATED" in md
+    assert str(snapshot) in md
+    assert_no_secret(run, target)
+
+    again = target.run()  # no confirm needed: nothing to change
+    assert again.rc == 0, again.stdout[-3000:]
+    assert again.report["result"] == "nothing_to_do"
+    assert len(target.snapshots()) == 1
+    recap = [ln for ln in again.stdout.splitlines() if ln.startswith("localhost ")][-1]
+    # only the report files change
+    assert "changed=2 " in recap, recap
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("DIXIS-PROD-NO", "not the confirmation phrase"),
+        ("dixis-prod-ok", "not the confirmation phrase"),
+        ("", "No confirmation"),
+        (None, "No confirmation: there is no terminal"),
+    ],
+    ids=["wrong", "lower-case", "empty", "no-terminal"],
+)
+def test_gate_refusals_change_nothing(target, answer, message):
+    run = target.run({} if answer is None else {"confirm": answer})
+    assert message in run.report["message"]
+    assert_nothing_changed(run, target)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (None, "No database URL"),
+        ("", "No database URL"),
+        ("not a url at all", "database_url: the database URL contains white space"),
+        ("mysql://app:x@127.0.0.1/db", "scheme is 'mysql'"),
+    ],
+    ids=["missing", "empty", "garbage", "wrong-scheme"],
+)
+def test_bad_secret_changes_nothing(target, url, message):
+    run = target.run({"confirm": PHRASE}, url=url, no_url=url is None)
+    assert message in run.report["message"], run.report["message"]
+    assert_nothing_changed(run, target)
+
+
+def test_unreachable_server_and_wrong_password(target, pg_cluster):
+    unreachable = target.db.url().replace(f":{pg_cluster.port}/", ":1/")
+    run = target.run({"confirm": PHRASE}, url=unreachable)
+    assert "cannot reach the database server at 127.0.0.1:1" in run.report["message"]
+    assert_nothing_changed(run, target)
+
+    run = target.run({"confirm": PHRASE}, url=target.db.url(password="wrong-password-42"))
+    assert "authentication failed for user app" in run.report["message"]
+    assert "wrong-password-42" not in run.stdout
+    assert_nothing_changed(run, target)
+
+
+def test_database_missing_is_refused_not_created(target, pg_cluster):
+    typo = target.db.url().replace(f"/{target.db.name}?", f"/{target.db.name}_typo?")
+    run = target.run({"confirm": PHRASE}, url=typo)
+    assert f"database {target.db.name}_typo does not exist" in run.report["message"]
+    assert pg_cluster.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target.db.name}_typo'").strip() == "0"
+    assert_nothing_changed(run, target)
+
+
+def test_check_mode_shows_the_plan_and_changes_nothing(target):
+    run = target.run({"confirm": PHRASE}, check=True)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert "MIGRATION PLAN for localhost" in run.stdout
+    assert MIGRATIONS[2] in run.stdout
+    assert target.applied() == MIGRATIONS[:2]
+    assert target.snapshots() == []
+    assert no_advisory_locks(target.db)
+
+
+def test_destructive_migration_needs_allow_destructive(target):
+    target.app.add_migration("20240301090000_drop_orders", 'DELETE FROM "order_items";\nDROP TABLE "orders" CASCADE;\n')
+    run = target.run({"confirm": PHRASE})
+    assert "-e allow_destructive=true" in run.report["message"]
+    assert "20240301090000_drop_orders/migration.sql:1" in run.report["message"]
+    assert "delete_without_where" in run.stdout
+    assert_nothing_changed(run, target)
+
+    run = target.run({"confirm": PHRASE, "allow_destructive": True})
+    assert run.rc == 0, run.stdout[-3000:]
+    assert target.applied() == [*MIGRATIONS, "20240301090000_drop_orders"]
+    assert run.report["row_loss"] == []  # order_items and orders are excused: the SQL empties them
+
+
+def test_failing_migration_names_it_and_keeps_the_data(target):
+    before = target.db.query("SELECT id, name, price_cents FROM products ORDER BY id")
+    target.app.add_migration(
+        "20240301090000_require_weight",
+        'ALTER TABLE "products" ADD COLUMN "weight_grams" INTEGER;\n'
+        'ALTER TABLE "products" ALTER COLUMN "weight_grams" SET NOT NULL;\n',
+    )
+    run = target.run({"confirm": PHRASE})
+    assert run.rc != 0
+    report = run.report
+    assert report["result"] == "failed"
+    assert report["failed_migration"] == "20240301090000_require_weight"
+    [snapshot] = target.snapshots()
+    assert str(snapshot) in report["next_step"]
+    assert "playbooks/rollback.yml" in report["next_step"]
+    assert "20240301090000_require_weight failed" in run.stdout
+    assert target.db.query("SELECT id, name, price_cents FROM products ORDER BY id") == before
+    assert no_advisory_locks(target.db)
+    assert_no_secret(run, target)
+
+    # The failed migration is now recorded: the next run stops in preflight.
+    again = target.run({"confirm": PHRASE})
+    assert again.rc != 0
+    assert "failed migration(s) recorded in the database: 20240301090000_require_weight" in again.report["message"]
+    assert len(target.snapshots()) == 1
+
+
+def test_edited_applied_migration_stops_the_run(target):
+    sql = target.app.migrations_dir / MIGRATIONS[1] / "migration.sql"
+    sql.write_text(sql.read_text() + "\n-- edited after it was applied\n")
+    run = target.run({"confirm": PHRASE})
+    assert f"edited locally since they were applied: {MIGRATIONS[1]}" in run.report["message"]
+    assert_nothing_changed(run, target)
+
+
+def test_schema_parameter_is_honoured(tmp_path, pg_cluster):
+    db = pg_cluster.create_database()
+    url = db.url().replace("?schema=public", "?schema=shop")
+    old = PrismaApp.copy_to(tmp_path / "old")
+    old.keep_only(2)
+    assert old.prisma("migrate", "deploy", database_url=url).rc == 0
+    db.execute("INSERT INTO shop.producers (name, email, region) VALUES ('A', 'a@example.gr', 'Crete')")
+    t = Target(db, PrismaApp.copy_to(tmp_path / "app"), tmp_path)
+    run = t.run({"confirm": PHRASE}, url=url)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert db.query("SELECT count(*) FROM shop._prisma_migrations WHERE finished_at IS NOT NULL") == [(5,)]
+    manifest = json.loads(Path(str(t.snapshots()[0]) + ".manifest.json").read_text())
+    assert manifest["schema"] == "shop"
+    assert manifest["tables"]["producers"] == 1
+
+
+def test_two_runs_at_once_one_is_refused(target):
+    target.app.add_migration("20240301090000_slow", "SELECT pg_sleep(6);\n")
+    argv, env = target.command({"confirm": PHRASE})
+    first = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_until(
+            lambda: target.db.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-run-lock%'")
+            == [(1,)],
+            timeout=60,
+        )
+        second = target.run({"confirm": PHRASE})
+        assert second.rc != 0
+        assert "Another migration or rollback run holds" in second.report["message"]
+        assert "prisma-run-lock" in second.report["message"]
+    finally:
+        out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out[-3000:]
+    assert target.applied() == [*MIGRATIONS, "20240301090000_slow"]
+    assert len(target.snapshots()) == 1
+    assert no_advisory_locks(target.db)
+
+
+def test_killed_run_leaves_no_stale_lock(target):
+    target.app.add_migration("20240301090000_slow", "SELECT pg_sleep(2);\n")
+    argv, env = target.command({"confirm": PHRASE})
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert wait_until(
+            lambda: target.db.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-run-lock%'")
+            == [(1,)],
+            timeout=60,
+            interval=0.05,
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert wait_until(lambda: no_advisory_locks(target.db), timeout=15), "the run lock outlived the killed run"
+    # Let a Prisma deploy that may have started finish before checking the state.
+    wait_until(lambda: target.db.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()") == [(0,)], timeout=30)
+    run = target.run({"confirm": PHRASE})
+    assert run.rc == 0, run.report.get("message")
+    assert target.applied() == [*MIGRATIONS, "20240301090000_slow"]

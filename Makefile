@@ -22,6 +22,7 @@ lint: setup ## ansible-lint (production profile), yamllint, ruff, syntax-check e
 	yamllint --strict .
 	ruff check .
 	ruff format --check .
+	$(VENV)/bin/python scripts/role_docs.py --check
 	@for pb in playbooks/*.yml; do \
 	  echo "syntax-check $$pb"; \
 	  ansible-playbook --syntax-check "$$pb" >/dev/null; \

@@ -69,7 +69,9 @@ def main() -> int:
             f"@{vars_file.relative_to(ROOT)}",
         ]
         shown = db.url().replace(db.password, "********")
-        print(f"demo: DATABASE_URL='{shown}' .venv/bin/ansible-playbook {' '.join(cmd[1:])}  (confirm=DIXIS-PROD-OK in the vars file)")
+        print(
+            f"demo: DATABASE_URL='{shown}' .venv/bin/ansible-playbook {' '.join(cmd[1:])}  (confirm=DIXIS-PROD-OK in the vars file)"
+        )
         env = dict(os.environ, DATABASE_URL=db.url(), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
         proc = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
         rows = db.query("SELECT slug FROM products ORDER BY id")

@@ -84,7 +84,11 @@ class Target:
             f"@{vars_file}",
         ] + (["--check"] if check else [])
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+        env.update(
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            PATH=f"{Path(sys.executable).parent}:{env['PATH']}",
+        )
         if url is not None:
             env["DATABASE_URL"] = url
         elif url is None and "DATABASE_URL" not in (extra or {}):
@@ -309,11 +313,15 @@ def test_schema_parameter_is_honoured(tmp_path, pg_cluster):
 def test_two_runs_at_once_one_is_refused(target):
     target.app.add_migration("20240301090000_slow", "SELECT pg_sleep(6);\n")
     argv, env = target.command({"confirm": PHRASE})
-    first = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         assert wait_until(
-            lambda: target.db.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-run-lock%'")
-            == [(1,)],
+            lambda: (
+                target.db.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-run-lock%'")
+                == [(1,)]
+            ),
             timeout=60,
         )
         second = target.run({"confirm": PHRASE})
@@ -331,11 +339,21 @@ def test_two_runs_at_once_one_is_refused(target):
 def test_killed_run_leaves_no_stale_lock(target):
     target.app.add_migration("20240301090000_slow", "SELECT pg_sleep(2);\n")
     argv, env = target.command({"confirm": PHRASE})
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         assert wait_until(
-            lambda: target.db.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-run-lock%'")
-            == [(1,)],
+            lambda: (
+                target.db.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-run-lock%'")
+                == [(1,)]
+            ),
             timeout=60,
             interval=0.05,
         )
@@ -344,7 +362,55 @@ def test_killed_run_leaves_no_stale_lock(target):
         proc.wait()
     assert wait_until(lambda: no_advisory_locks(target.db), timeout=15), "the run lock outlived the killed run"
     # Let a Prisma deploy that may have started finish before checking the state.
-    wait_until(lambda: target.db.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()") == [(0,)], timeout=30)
+    wait_until(
+        lambda: (
+            target.db.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
+            )
+            == [(0,)]
+        ),
+        timeout=30,
+    )
     run = target.run({"confirm": PHRASE})
     assert run.rc == 0, run.report.get("message")
     assert target.applied() == [*MIGRATIONS, "20240301090000_slow"]
+
+
+def test_validation_checks_and_the_data_loss_guard(target):
+    """A failed read-only check fails the run after the deploy, naming the snapshot to restore."""
+    checks = [
+        {"name": "every product has a slug", "sql": "SELECT count(*) FROM products WHERE slug IS NULL", "expect": 0},
+        {"name": "two producers", "sql": "SELECT count(*) FROM producers", "expect": 2},
+    ]
+    run = target.run({"confirm": PHRASE, "validation_sql_checks": checks})
+    assert run.rc != 0
+    report = run.report
+    assert "Validation checks failed: two producers returned 1 (expected 2)" in report["message"]
+    assert report["next_step"].startswith("The migrations were applied but validation failed.")
+    assert "playbooks/rollback.yml" in report["next_step"]
+    assert [c["ok"] for c in report["checks"]] == [True, False]
+    assert target.applied() == MIGRATIONS
+
+
+def test_read_only_checks_cannot_write(target):
+    checks = [{"name": "sneaky", "sql": "DELETE FROM order_items RETURNING 1", "expect": 1}]
+    run = target.run({"confirm": PHRASE, "validation_sql_checks": checks})
+    assert run.rc != 0
+    assert "read-only transaction" in run.report["message"]
+    assert target.db.query("SELECT count(*) FROM order_items") == [(1,)]
+
+
+def test_lock_timeout_fails_fast_behind_a_long_transaction(target):
+    """A migration waiting for a lock held by application traffic gives up after lock_timeout."""
+    conn = target.db.connect()
+    try:
+        cur = conn.cursor()
+        cur.execute("LOCK TABLE products IN ACCESS SHARE MODE")  # an open transaction, as a long report query would
+        run = target.run({"confirm": PHRASE, "migration_lock_timeout": "2s"})
+    finally:
+        conn.rollback()
+        conn.close()
+    assert run.rc != 0
+    assert run.report["failed_migration"] == MIGRATIONS[2]
+    assert "lock timeout" in run.report["message"].lower() or "lock_timeout" in run.stdout
+    assert run.report["snapshot"]["path"] in run.report["next_step"]

@@ -89,6 +89,17 @@ def prisma_stage_durations(marks, end):
     return out
 
 
+def prisma_url_identity(url):
+    """``host:port/database`` of a Prisma URL, without credentials, or ``invalid``."""
+    from prisma_url import DatabaseUrlError, parse_database_url
+
+    try:
+        conn = parse_database_url(url)
+    except DatabaseUrlError:
+        return "invalid"
+    return f"{conn['host'].lower()}:{conn['port']}/{conn['database']}"
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -97,4 +108,5 @@ class FilterModule:
             "prisma_row_loss": prisma_row_loss,
             "to_timezone": to_timezone,
             "prisma_stage_durations": prisma_stage_durations,
+            "prisma_url_identity": prisma_url_identity,
         }

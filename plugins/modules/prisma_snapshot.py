@@ -49,6 +49,18 @@ options:
     description: The run this snapshot belongs to, recorded in the manifest.
     type: str
     default: ""
+  purpose:
+    description:
+      - Why the snapshot was taken, recorded in the manifest. C(safety) snapshots (taken before a
+        restore) are never chosen as C(latest) by M(prisma_snapshot_info).
+    type: str
+    choices: [pre_migration, safety, manual]
+    default: pre_migration
+  protect:
+    description: Snapshot paths the retention must never delete (for example the one about to be restored).
+    type: list
+    elements: path
+    default: []
   min_free_ratio:
     description: Refuse to start unless the free space is at least this many times the database size.
     type: float
@@ -118,11 +130,10 @@ removed:
 """
 
 import datetime
-import hashlib
 import json
 import os
 import re
-import shutil
+import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -134,35 +145,8 @@ from ansible.module_utils.prisma_pg import (
     quote_literal,
     row_counts_sql,
 )
+from ansible.module_utils.prisma_snapshots import manifests, remove, same_database, sha256_of, size_of
 from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    if os.path.isdir(path):
-        for name in sorted(os.listdir(path)):
-            digest.update(name.encode() + b"\0")
-            with open(os.path.join(path, name), "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-        return digest.hexdigest()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def size_of(path):
-    if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path))
-    return os.path.getsize(path)
-
-
-def _remove(path):
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.exists(path):
-        os.unlink(path)
 
 
 def _safe(text):
@@ -179,6 +163,8 @@ def main():
             "compress": {"type": "int", "default": 6},
             "keep": {"type": "int", "default": 5},
             "run_id": {"type": "str", "default": ""},
+            "purpose": {"type": "str", "choices": ["pre_migration", "safety", "manual"], "default": "pre_migration"},
+            "protect": {"type": "list", "elements": "path", "default": []},
             "min_free_ratio": {"type": "float", "default": 1.0},
             "pg_dump": {"type": "str", "default": "pg_dump"},
             "pg_restore": {"type": "str", "default": "pg_restore"},
@@ -193,7 +179,7 @@ def main():
 
     def fail(msg):
         if partial:
-            _remove(partial)
+            remove(partial)
         result["msg"] = redact(msg, url)
         module.fail_json(**result)
 
@@ -233,17 +219,48 @@ def main():
             f"not enough space in {p['dest_dir']}: {free} bytes free, database {conn['database']} is"
             f" {info['size_bytes']} bytes (x{p['min_free_ratio']}) - free space or point backup_dir elsewhere"
         )
+    # One repeatable-read session exports its snapshot: the manifest's counts
+    # and migration list and pg_dump (--snapshot) all see the same moment,
+    # whatever the application writes meanwhile.
+    session = subprocess.Popen(
+        [tools["psql"], "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        text=True,
+    )
+
+    def ask(sql):
+        """Send statements; return the one line the last of them prints."""
+        try:
+            session.stdin.write(sql + "\n")
+            session.stdin.flush()
+        except BrokenPipeError:
+            pass
+        line = session.stdout.readline()
+        if not line:
+            session.kill()
+            fail(
+                f"the snapshot session failed: {explain_psql_error(session.stderr.read(), conn)} - nothing was migrated"
+            )
+        return line.strip()
+
+    def one_line(sql):
+        return f"SELECT replace(({sql})::text, E'\\n', ' ');"
+
+    snapshot_id = ask("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();")
     applied = []
     if info["managed"]:
-        applied = psql_json(
-            module,
-            tools["psql"],
-            conn,
-            f"SELECT coalesce(json_agg(migration_name ORDER BY finished_at, migration_name), '[]') FROM {table}"
-            " WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL",
-            fail,
+        applied = json.loads(
+            ask(
+                one_line(
+                    "SELECT coalesce(json_agg(migration_name ORDER BY finished_at, migration_name), '[]') FROM "
+                    f"{table} WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
+                )
+            )
         )
-    tables = psql_json(module, tools["psql"], conn, row_counts_sql(schema), fail)
+    tables = json.loads(ask(one_line(row_counts_sql(schema))))
 
     started = datetime.datetime.now(datetime.UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -254,7 +271,7 @@ def main():
     # Leftovers of a run killed mid-dump (the run lock guarantees none is in progress).
     for name in os.listdir(p["dest_dir"]):
         if name.startswith(_safe(conn["database"]) + "-") and name.endswith(".partial"):
-            _remove(os.path.join(p["dest_dir"], name))
+            remove(os.path.join(p["dest_dir"], name))
     if os.path.exists(final):
         fail(f"{final} exists already: two snapshots in the same second? run again")
 
@@ -263,6 +280,7 @@ def main():
         f"--format={p['format']}",
         f"--compress={p['compress']}",
         f"--schema={schema}",
+        f"--snapshot={snapshot_id}",
         f"--file={partial}",
     ]
     if p["format"] == "directory" and p["jobs"] > 1:
@@ -273,6 +291,12 @@ def main():
         rc, _out, err = module.run_command(argv, environ_update=env, check_rc=False)
     finally:
         os.umask(old_umask)
+    try:
+        session.stdin.write("COMMIT;\n")
+        session.stdin.close()
+    except BrokenPipeError:
+        pass
+    session.wait()
     if rc != 0:
         fail(f"pg_dump failed (exit {rc}): {explain_psql_error(err, conn)} - nothing was migrated")
     rc, toc, err = module.run_command([tools["pg_restore"], "--list", partial], check_rc=False)
@@ -314,6 +338,7 @@ def main():
         "last_migration": applied[-1] if applied else None,
         "tables": tables,
         "run_id": p["run_id"],
+        "purpose": p["purpose"],
     }
     manifest_path = final + ".manifest.json"
     fd = os.open(manifest_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -321,29 +346,18 @@ def main():
         json.dump(manifest, fh, indent=2, sort_keys=True)
 
     # Retention: the newest `keep` snapshots of this database (by manifest).
-    mine = []
-    for name in os.listdir(p["dest_dir"]):
-        if not name.endswith(".manifest.json"):
-            continue
-        try:
-            with open(os.path.join(p["dest_dir"], name)) as fh:
-                other = json.load(fh)
-        except (OSError, ValueError):
-            continue
-        same = (other.get("database"), other.get("host"), other.get("port")) == (
-            conn["database"],
-            conn["host"],
-            conn["port"],
-        )
-        if same and other.get("file"):
-            mine.append((other.get("started_at", ""), other["file"], name))
-    mine.sort(reverse=True)
+    mine = [
+        (data.get("started_at", ""), data["file"], os.path.basename(path))
+        for path, data in manifests(p["dest_dir"])
+        if same_database(data, conn)
+    ]
     removed = []
+    protected = {os.path.basename(x.rstrip("/")) for x in p["protect"]}
     for _started, file, manifest_name in mine[p["keep"] :]:
-        if file == manifest["file"]:
+        if file == manifest["file"] or file in protected:
             continue
-        _remove(os.path.join(p["dest_dir"], file))
-        _remove(os.path.join(p["dest_dir"], manifest_name))
+        remove(os.path.join(p["dest_dir"], file))
+        remove(os.path.join(p["dest_dir"], manifest_name))
         removed.append(file)
 
     result.update(

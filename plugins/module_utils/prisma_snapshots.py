@@ -1,0 +1,71 @@
+"""Snapshot files and manifests (pure Python, no Ansible import)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def sha256_of(path: str) -> str:
+    """SHA-256 of a file; for a directory-format dump, of every file's name and content in name order."""
+    digest = hashlib.sha256()
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            digest.update(name.encode() + b"\0")
+            with open(os.path.join(path, name), "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+        return digest.hexdigest()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def size_of(path: str) -> int:
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path))
+    return os.path.getsize(path)
+
+
+def remove(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
+def read_manifest(path: str) -> dict | None:
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def manifests(folder: str) -> list[tuple[str, dict]]:
+    """(manifest path, manifest) for every readable manifest in ``folder``, newest first."""
+    found = []
+    if not os.path.isdir(folder):
+        return found
+    for name in os.listdir(folder):
+        if name.endswith(MANIFEST_SUFFIX):
+            path = os.path.join(folder, name)
+            data = read_manifest(path)
+            if data and data.get("file"):
+                found.append((path, data))
+    found.sort(key=lambda item: (item[1].get("started_at", ""), item[1]["file"]), reverse=True)
+    return found
+
+
+def same_database(manifest: dict, conn: dict) -> bool:
+    return (manifest.get("database"), manifest.get("host"), int(manifest.get("port") or 0)) == (
+        conn["database"],
+        conn["host"],
+        int(conn["port"]),
+    )

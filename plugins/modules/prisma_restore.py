@@ -1,0 +1,181 @@
+#!/usr/bin/python
+"""Ansible module: prisma_restore."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prisma_restore
+short_description: Restore a snapshot's schema in one transaction, so a failed restore changes nothing
+description:
+  - Replaces the Prisma schema of the target database with the snapshot's content, atomically -
+    C(pg_restore --file=-) streams the snapshot as SQL into one C(psql) session inside one explicit
+    transaction that first runs C(DROP SCHEMA ... CASCADE); C(COMMIT) is sent only after the whole
+    snapshot went through. Until then nothing is visible; if anything fails (a SQL error, the server
+    stopping, the connection dropping, pg_restore stopping early) PostgreSQL rolls everything back
+    and the database is exactly as before.
+  - Dropping the schema removes what the bad migration added (tables, columns, types) as well as
+    what it changed; C(pg_restore --clean) alone would leave new objects behind.
+  - Cost - the restore holds an exclusive lock on the schema's objects until it commits (the
+    application sees errors or waits during it), and it cannot use C(--jobs), which is incompatible
+    with a single transaction. Directory-format snapshots are still dumped in parallel.
+  - The password reaches C(psql) as C(PGPASSWORD), never on a command line.
+version_added: "1.0.0"
+author: Ops team
+options:
+  database_url:
+    description: The target database's Prisma URL. Never logged. When unset, C(DATABASE_URL).
+    type: str
+  path:
+    description: The snapshot (verified beforehand with M(prisma_snapshot_info)).
+    type: path
+    required: true
+  schema:
+    description: The schema to restore. Default - the URL's C(schema) parameter, else C(public).
+    type: str
+  no_owner:
+    description: Restore without the snapshot's ownership and privileges (C(--no-owner --no-acl)), for a database with other roles (rehearsals).
+    type: bool
+    default: false
+  lock_timeout:
+    description: How long the restore waits for the application's locks before giving up (changing nothing).
+    type: str
+    default: 30s
+  psql:
+    description: The C(psql) client.
+    type: str
+    default: psql
+  pg_restore:
+    description: The C(pg_restore) client.
+    type: str
+    default: pg_restore
+attributes:
+  check_mode:
+    support: none
+    description: Skipped in check mode.
+  diff_mode:
+    support: none
+seealso:
+  - module: prisma_snapshot_info
+"""
+
+EXAMPLES = r"""
+- name: Restore the snapshot taken before the migration
+  prisma_restore:
+    database_url: "{{ database_url }}"
+    path: /var/backups/prisma/app-20240101T020000Z-20240210090000_add_fks.dump
+"""
+
+RETURN = r"""
+duration_s:
+  description: Seconds the restore took.
+  returned: success
+  type: float
+schema:
+  description: The schema restored.
+  returned: always
+  type: str
+"""
+
+import os
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_pg import explain_psql_error, psql_env, quote_ident
+from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "database_url": {"type": "str", "no_log": True},
+            "path": {"type": "path", "required": True},
+            "schema": {"type": "str"},
+            "lock_timeout": {"type": "str", "default": "30s"},
+            "no_owner": {"type": "bool", "default": False},
+            "psql": {"type": "str", "default": "psql"},
+            "pg_restore": {"type": "str", "default": "pg_restore"},
+        },
+        supports_check_mode=False,
+    )
+    p = module.params
+    result = {"changed": False, "schema": None}
+    url = p["database_url"] or os.environ.get("DATABASE_URL")
+
+    def fail(msg):
+        result["msg"] = redact(msg, url)
+        module.fail_json(**result)
+
+    try:
+        conn = parse_database_url(url)
+    except DatabaseUrlError as exc:
+        fail(f"database_url: {exc}")
+    schema = p["schema"] or conn["schema"]
+    result["schema"] = schema
+    if not all(ch.isalnum() or ch in " ." for ch in p["lock_timeout"]):
+        fail(f"lock_timeout {p['lock_timeout']!r} is not a PostgreSQL duration such as 30s")
+    tools = {}
+    for tool in ("psql", "pg_restore"):
+        tools[tool] = module.get_bin_path(p[tool], required=False)
+        if not tools[tool]:
+            fail(f"'{p[tool]}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    if not os.path.exists(p["path"]):
+        fail(f"snapshot {p['path']} does not exist")
+
+    rc, toc, _err = module.run_command([tools["pg_restore"], "--list", p["path"]], check_rc=False)
+    creates_schema = any(f" SCHEMA - {schema} " in f" {line} " for line in toc.splitlines())
+    preamble = f"SET client_min_messages = warning; SET lock_timeout = '{p['lock_timeout']}'; DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE;"
+    if not creates_schema:
+        preamble += f" CREATE SCHEMA {quote_ident(schema)};"
+
+    env = {**os.environ, **psql_env(conn, app="prisma-restore")}
+    start = time.monotonic()
+    producer = subprocess.Popen(
+        [tools["pg_restore"], "--file=-", f"--schema={schema}", *(["--no-owner", "--no-acl"] if p["no_owner"] else []), p["path"]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    consumer = subprocess.Popen(
+        [tools["psql"], "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    # One explicit transaction, committed only after the whole snapshot went
+    # through: if pg_restore stops early, psql sees EOF without COMMIT and the
+    # server rolls everything back.
+    committed = False
+    try:
+        consumer.stdin.write(f"BEGIN;\n{preamble}\n".encode())
+        for chunk in iter(lambda: producer.stdout.read(1 << 20), b""):
+            consumer.stdin.write(chunk)
+        if producer.wait() == 0:
+            consumer.stdin.write(b"\nCOMMIT;\n")
+            committed = True
+        consumer.stdin.close()
+    except BrokenPipeError:
+        producer.kill()
+        producer.wait()
+    psql_err = consumer.communicate()[1].decode("utf-8", "replace")
+    restore_err = producer.stderr.read().decode("utf-8", "replace")
+    result["duration_s"] = round(time.monotonic() - start, 3)
+    if consumer.returncode != 0:
+        fail(
+            f"the restore of {p['path']} failed and was rolled back, the database is unchanged:"
+            f" {explain_psql_error(psql_err, conn)}"
+        )
+    if not committed:
+        fail(
+            f"pg_restore could not read all of {p['path']} ({restore_err.strip()[:200]}): the restore was rolled back,"
+            " the database is unchanged"
+        )
+    result.update(
+        changed=True, msg=f"restored schema {schema} of {conn['database']} from {p['path']} in {result['duration_s']} s"
+    )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

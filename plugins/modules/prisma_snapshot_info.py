@@ -1,0 +1,158 @@
+#!/usr/bin/python
+"""Ansible module: prisma_snapshot_info."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prisma_snapshot_info
+short_description: Choose a snapshot for a database and prove it is intact before a restore
+description:
+  - Chooses the snapshot to restore - a given path, or C(latest), the newest pre-migration snapshot
+    of the target database in I(backup_dir) (safety snapshots taken before a restore are skipped).
+  - Refuses, with one line saying why, a snapshot without a readable manifest, a snapshot of another
+    database (unless I(allow_other_database)), one whose SHA-256 no longer matches its manifest, and
+    one C(pg_restore --list) cannot read.
+  - Read-only; C(changed) is always false.
+version_added: "1.0.0"
+author: Ops team
+options:
+  database_url:
+    description: The target database's Prisma URL. Never logged. When unset, C(DATABASE_URL).
+    type: str
+  backup_dir:
+    description: The snapshot folder on this host.
+    type: path
+    required: true
+  snapshot:
+    description: A snapshot path, or C(latest).
+    type: str
+    default: latest
+  allow_other_database:
+    description: Accept a snapshot of another database (a rehearsal restores production's into staging).
+    type: bool
+    default: false
+  pg_restore:
+    description: The C(pg_restore) client.
+    type: str
+    default: pg_restore
+attributes:
+  check_mode:
+    support: full
+    description: Read-only.
+  diff_mode:
+    support: none
+seealso:
+  - module: prisma_snapshot
+  - module: prisma_restore
+"""
+
+EXAMPLES = r"""
+- name: Choose and verify the newest snapshot
+  prisma_snapshot_info:
+    database_url: "{{ database_url }}"
+    backup_dir: /var/backups/prisma
+  register: __chosen
+"""
+
+RETURN = r"""
+path:
+  description: The snapshot chosen.
+  returned: success
+  type: str
+manifest_path:
+  description: Its manifest.
+  returned: success
+  type: str
+manifest:
+  description: The manifest's content (database, started_at, size_bytes, sha256, applied_migrations, tables ...).
+  returned: success
+  type: dict
+toc_entries:
+  description: Entries C(pg_restore --list) read.
+  returned: success
+  type: int
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_snapshots import MANIFEST_SUFFIX, manifests, read_manifest, same_database, sha256_of
+from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "database_url": {"type": "str", "no_log": True},
+            "backup_dir": {"type": "path", "required": True},
+            "snapshot": {"type": "str", "default": "latest"},
+            "allow_other_database": {"type": "bool", "default": False},
+            "pg_restore": {"type": "str", "default": "pg_restore"},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = {"changed": False}
+    url = p["database_url"] or os.environ.get("DATABASE_URL")
+
+    def fail(msg):
+        result["msg"] = redact(msg, url) + " Nothing was changed."
+        module.fail_json(**result)
+
+    try:
+        conn = parse_database_url(url)
+    except DatabaseUrlError as exc:
+        fail(f"database_url: {exc}")
+
+    if p["snapshot"] == "latest":
+        candidates = [
+            (path, data)
+            for path, data in manifests(p["backup_dir"])
+            if data.get("purpose", "pre_migration") != "safety"
+            and (p["allow_other_database"] or same_database(data, conn))
+        ]
+        if not candidates:
+            fail(
+                f"no snapshot of database {conn['database']} on {conn['host']}:{conn['port']} in {p['backup_dir']}:"
+                " give one with -e snapshot=PATH"
+            )
+        manifest_path, manifest = candidates[0]
+        path = os.path.join(p["backup_dir"], manifest["file"])
+    else:
+        path = os.path.abspath(p["snapshot"].rstrip("/"))
+        manifest_path = path + MANIFEST_SUFFIX
+        manifest = read_manifest(manifest_path)
+        if manifest is None:
+            fail(
+                f"snapshot {path} has no readable manifest {manifest_path}: only snapshots taken by this project can be restored"
+            )
+    if not os.path.exists(path):
+        fail(f"snapshot {path} is missing (its manifest {manifest_path} is there)")
+    if not p["allow_other_database"] and not same_database(manifest, conn):
+        fail(
+            f"snapshot {path} is of database {manifest.get('database')} on {manifest.get('host')}:{manifest.get('port')},"
+            f" not of the target {conn['database']} on {conn['host']}:{conn['port']}: refusing to restore it here"
+        )
+    checksum = sha256_of(path)
+    if checksum != manifest.get("sha256"):
+        fail(f"snapshot {path} is damaged: its SHA-256 is {checksum}, the manifest recorded {manifest.get('sha256')}")
+    pg_restore = module.get_bin_path(p["pg_restore"], required=False)
+    if not pg_restore:
+        fail(f"'{p['pg_restore']}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    rc, toc, err = module.run_command([pg_restore, "--list", path], check_rc=False)
+    entries = [ln for ln in toc.splitlines() if ln.strip() and not ln.startswith(";")]
+    if rc != 0 or not entries:
+        fail(f"pg_restore --list cannot read snapshot {path}: {(err or 'empty table of contents').strip()[:200]}")
+    result.update(
+        path=path,
+        manifest_path=manifest_path,
+        manifest=manifest,
+        toc_entries=len(entries),
+        msg=f"snapshot {path} of {manifest.get('database')} taken {manifest.get('started_at')} verified",
+    )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Drive the project's playbooks against a database of the throwaway cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prismaapp import PrismaApp, offline_env
+
+ROOT = Path(__file__).resolve().parents[1]
+PHRASE = "DIXIS-PROD-OK"
+SAMPLE = """
+INSERT INTO producers (name, email, region) VALUES ('Meli', 'meli@example.gr', 'Crete');
+INSERT INTO products (producer_id, name, price_cents) VALUES (1, 'Thyme Honey', 1250), (1, 'Pine Honey', 790);
+INSERT INTO orders (customer_email) VALUES ('nikos@example.gr');
+INSERT INTO order_items (order_id, product_id, quantity) VALUES (1, 1, 2);
+"""
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+    reports: list[dict]
+    report_dir: Path
+
+    @property
+    def report(self) -> dict:
+        assert self.reports, f"no report written\n{self.stdout[-3000:]}"
+        return self.reports[-1]
+
+
+@dataclass
+class Target:
+    db: object
+    app: PrismaApp
+    tmp: Path
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.tmp / "backups"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.tmp / "reports"
+
+    def applied(self) -> list[str]:
+        rows = self.db.query(
+            "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
+            " ORDER BY migration_name"
+        )
+        return [r[0] for r in rows]
+
+    def snapshots(self) -> list[Path]:
+        return sorted(self.backup_dir.glob("*.dump")) if self.backup_dir.exists() else []
+
+    def table_digest(self) -> dict[str, str]:
+        """Every table of the schema with an md5 of its sorted rows: equal digests mean identical data."""
+        tables = [r[0] for r in self.db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        digest = {}
+        for table in tables:
+            [(value,)] = self.db.query(
+                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM public.\"{table}\" t"
+            )
+            digest[table] = value
+        return digest
+
+    def command(
+        self, extra: dict | None = None, url: str | None = None, check: bool = False, playbook: str = "migrate.yml"
+    ):
+        variables = {
+            "prisma_project_dir": str(self.app.path),
+            "prisma_command": "npx --no-install prisma",
+            "prisma_env": offline_env(self.app.path),
+            "backup_dir": str(self.backup_dir),
+            "report_dir": str(self.report_dir),
+            **(extra or {}),
+        }
+        vars_file = self.tmp / f"vars-{time.monotonic_ns()}.json"
+        vars_file.write_text(json.dumps(variables))
+        argv = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            "inventories/local",
+            f"playbooks/{playbook}",
+            "-e",
+            f"@{vars_file}",
+        ] + (["--check"] if check else [])
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            PATH=f"{Path(sys.executable).parent}:{env['PATH']}",
+        )
+        if url is not None:
+            env["DATABASE_URL"] = url
+        elif url is None and "DATABASE_URL" not in (extra or {}):
+            env["DATABASE_URL"] = self.db.url()
+        return argv, env
+
+    def run(
+        self,
+        extra: dict | None = None,
+        url: str | None = None,
+        check: bool = False,
+        no_url: bool = False,
+        playbook: str = "migrate.yml",
+    ) -> Run:
+        argv, env = self.command(extra, url, check, playbook)
+        if no_url:
+            env.pop("DATABASE_URL", None)
+        before = set(self.report_dir.glob("*.json")) if self.report_dir.exists() else set()
+        proc = subprocess.run(
+            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False
+        )
+        after = set(self.report_dir.glob("*.json")) if self.report_dir.exists() else set()
+        reports = [json.loads(p.read_text()) for p in sorted(after - before)]
+        return Run(proc.returncode, proc.stdout, proc.stderr, reports, self.report_dir)
+
+
+def make_target(tmp_path: Path, database, at: int = 2) -> Target:
+    """A database at migration `at` of 5 with sample rows, and the new release checked out."""
+    old = PrismaApp.copy_to(tmp_path / "old")
+    old.keep_only(at)
+    assert old.prisma("migrate", "deploy", database_url=database.url()).rc == 0
+    database.execute(SAMPLE)
+    return Target(database, PrismaApp.copy_to(tmp_path / "app"), tmp_path)
+
+
+def no_advisory_locks(db) -> bool:
+    return db.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+
+
+def assert_no_secret(run: Run, target: Target):
+    secret = target.db.password
+    assert secret not in run.stdout
+    assert secret not in run.stderr
+    for folder in (target.report_dir, target.backup_dir):
+        if folder.exists():
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    assert secret.encode() not in path.read_bytes(), path

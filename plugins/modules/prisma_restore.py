@@ -132,7 +132,13 @@ def main():
     env = {**os.environ, **psql_env(conn, app="prisma-restore")}
     start = time.monotonic()
     producer = subprocess.Popen(
-        [tools["pg_restore"], "--file=-", f"--schema={schema}", *(["--no-owner", "--no-acl"] if p["no_owner"] else []), p["path"]],
+        [
+            tools["pg_restore"],
+            "--file=-",
+            f"--schema={schema}",
+            *(["--no-owner", "--no-acl"] if p["no_owner"] else []),
+            p["path"],
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -154,23 +154,7 @@ class PgCluster:
         pwfile.unlink()
         for attempt in range(5):
             self.port = _free_port()
-            proc = subprocess.run(
-                self._cmd(
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.base / "server.log"),
-                    "-w",
-                    "-t",
-                    "30",
-                    "-o",
-                    f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    "start",
-                ),
-                capture_output=True,
-                text=True,
-            )
+            proc = self._pg_ctl_start()
             if proc.returncode == 0:
                 break
             if attempt == 4:
@@ -178,6 +162,40 @@ class PgCluster:
                 raise RuntimeError(f"pg_ctl start failed: {proc.stderr}\n{log}")
         self.psql(f"CREATE ROLE {APP_ROLE} LOGIN CREATEDB PASSWORD '{self.app_password}'")
         return self
+
+    def _pg_ctl_start(self):
+        return subprocess.run(
+            self._cmd(
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.base / "server.log"),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ),
+            capture_output=True,
+            text=True,
+        )
+
+    def crash(self) -> None:
+        """Stop the server the way a crash does (immediate mode: no checkpoint, sessions cut)."""
+        subprocess.run(
+            self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"),
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+
+    def start_again(self) -> None:
+        """Start the server again on the same port after crash() (crash recovery runs)."""
+        proc = self._pg_ctl_start()
+        if proc.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {proc.stderr}")
 
     @property
     def pid(self) -> int | None:

@@ -135,7 +135,6 @@ def main():
         [
             tools["pg_restore"],
             "--file=-",
-            f"--schema={schema}",
             *(["--no-owner", "--no-acl"] if p["no_owner"] else []),
             p["path"],
         ],
@@ -161,10 +160,15 @@ def main():
             consumer.stdin.write(b"\nCOMMIT;\n")
             committed = True
         consumer.stdin.close()
-    except BrokenPipeError:
+    except BrokenPipeError:  # psql stopped (ON_ERROR_STOP or the server went away)
         producer.kill()
         producer.wait()
-    psql_err = consumer.communicate()[1].decode("utf-8", "replace")
+        try:
+            consumer.stdin.close()
+        except BrokenPipeError:
+            pass
+    psql_err = consumer.stderr.read().decode("utf-8", "replace")
+    consumer.wait()
     restore_err = producer.stderr.read().decode("utf-8", "replace")
     result["duration_s"] = round(time.monotonic() - start, 3)
     if consumer.returncode != 0:

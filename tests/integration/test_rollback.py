@@ -1,0 +1,251 @@
+"""playbooks/rollback.yml and playbooks/rehearse.yml against a real PostgreSQL:
+restores that lose nothing, and failures that change nothing (issue #5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pgcluster import wait_until
+from playbook_target import PHRASE, ROOT, Target, assert_no_secret, make_target, no_advisory_locks
+from prismaapp import MIGRATIONS
+
+BULK = """
+CREATE TABLE IF NOT EXISTS "bulk" (id int PRIMARY KEY, payload text);
+INSERT INTO "bulk" SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, {rows}) g;
+ALTER TABLE "bulk" OWNER TO app;
+"""
+
+
+@pytest.fixture
+def target(tmp_path, database):
+    return make_target(tmp_path, database)
+
+
+def migrated(target: Target) -> None:
+    run = target.run({"confirm": PHRASE})
+    assert run.rc == 0, run.report.get("message")
+
+
+def manifest_of(snapshot: Path) -> dict:
+    return json.loads(Path(str(snapshot) + ".manifest.json").read_text())
+
+
+def test_round_trip_restores_every_row(target):
+    before = target.table_digest()
+    migrated(target)
+    [pre_migration] = target.snapshots()
+    target.db.execute("INSERT INTO producers (name, email, region) VALUES ('Late', 'late@example.gr', 'Naxos')")
+    assert target.table_digest() != before
+
+    run = target.run({"confirm": PHRASE}, playbook="rollback.yml")
+    assert run.rc == 0, run.report.get("message")
+    assert target.table_digest() == before
+    assert target.applied() == MIGRATIONS[:2]
+    report = run.report
+    assert report["result"] == "restored"
+    assert report["restored_snapshot"] == str(pre_migration)
+    assert report["lost_migrations"] == MIGRATIONS[2:]
+    safety = Path(report["restore"]["safety_snapshot"])
+    assert manifest_of(safety)["purpose"] == "safety"
+    assert manifest_of(safety)["applied_migrations"] == MIGRATIONS
+    assert safety.stat().st_mode & 0o777 == 0o600
+    assert "-e snapshot=" + str(safety) in report["next_step"]
+    assert no_advisory_locks(target.db)
+    assert_no_secret(run, target)
+
+    # `latest` skips safety snapshots: a second rollback restores the same pre-migration state.
+    again = target.run({"confirm": PHRASE}, playbook="rollback.yml")
+    assert again.rc == 0
+    assert again.report["restored_snapshot"] == str(pre_migration)
+    assert target.table_digest() == before
+
+
+def test_half_failed_migration_then_rollback(target):
+    before = target.table_digest()
+    target.app.add_migration(
+        "20240301090000_reprice",
+        'CREATE TABLE "price_audit" (id int);\n'
+        'INSERT INTO "price_audit" VALUES (1);\n'
+        'UPDATE "products" SET "price_cents" = "price_cents" * 2 WHERE id > 0;\n'
+        "SELECT 1 / 0;\n",
+    )
+    run = target.run({"confirm": PHRASE})
+    assert run.rc != 0
+    assert run.report["failed_migration"] == "20240301090000_reprice"
+    assert target.db.query("SELECT price_cents FROM products ORDER BY id") == [(2500,), (1580,)]  # half applied
+
+    rollback = target.run({"confirm": PHRASE}, playbook="rollback.yml")
+    assert rollback.rc == 0, rollback.report.get("message")
+    assert target.table_digest() == before
+    assert target.db.query("SELECT to_regclass('public.price_audit')") == [(None,)]
+    assert target.applied() == MIGRATIONS[:2]
+
+
+def test_server_crash_during_restore_changes_nothing(target, pg_cluster):
+    target.db.execute(BULK.format(rows=300000))
+    migrated(target)
+    target.db.execute("INSERT INTO producers (name, email, region) VALUES ('Late', 'late@example.gr', 'Naxos')")
+    after_migration = target.table_digest()
+
+    argv, env = target.command({"confirm": PHRASE}, playbook="rollback.yml")
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert wait_until(
+            lambda: (
+                target.db.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'prisma-restore' AND query LIKE 'COPY%%'"
+                )
+                != [(0,)]
+            ),
+            timeout=120,
+            interval=0.05,
+        ), "the restore never started copying"
+        pg_cluster.crash()
+    finally:
+        out, _ = proc.communicate(timeout=300)
+    pg_cluster.start_again()
+    assert proc.returncode != 0, out[-2000:]
+    assert target.table_digest() == after_migration
+    assert target.applied() == MIGRATIONS
+    report = json.loads(sorted(target.report_dir.glob("*-rollback-localhost.json"))[-1].read_text())
+    assert "rolled back" in report["next_step"] or "Nothing was changed" in report["next_step"]
+
+    assert wait_until(lambda: no_advisory_locks(target.db), timeout=15)
+    again = target.run({"confirm": PHRASE}, playbook="rollback.yml")
+    assert again.rc == 0, again.report.get("message")
+    assert target.applied() == MIGRATIONS[:2]
+
+
+def test_server_crash_during_pg_dump_stops_before_migrating(target, pg_cluster):
+    target.db.execute(BULK.format(rows=400000))
+    argv, env = target.command({"confirm": PHRASE})
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert wait_until(
+            lambda: (
+                target.db.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'prisma-snapshot' AND query LIKE 'COPY%%'"
+                )
+                != [(0,)]
+            ),
+            timeout=120,
+            interval=0.02,
+        ), "pg_dump never started copying"
+        pg_cluster.crash()
+    finally:
+        out, _ = proc.communicate(timeout=300)
+    pg_cluster.start_again()
+    assert proc.returncode != 0
+    assert target.applied() == MIGRATIONS[:2]
+    assert target.snapshots() == []
+    assert list(target.backup_dir.glob("*.partial")) == []
+    assert "nothing was migrated" in out.lower() or "Nothing was migrated" in out
+
+
+def test_disk_full_while_dumping(tmp_path, target):
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
+    try:
+        target.db.execute(BULK.format(rows=20000))
+        # The space checks refuse first, clearly:
+        run = target.run({"confirm": PHRASE, "backup_dir": str(small)})
+        assert "Not enough space for the snapshot" in run.report["message"]
+        assert target.applied() == MIGRATIONS[:2]
+        # With the checks disabled, pg_dump really hits ENOSPC:
+        run = target.run(
+            {
+                "confirm": PHRASE,
+                "backup_dir": str(small),
+                "preflight_space_margin": 0,
+                "backup_snapshot_min_free_ratio": 0,
+            }
+        )
+        assert run.rc != 0
+        assert "pg_dump failed" in run.report["message"]
+        assert "nothing was migrated" in run.report["message"]
+        assert target.applied() == MIGRATIONS[:2]
+        assert [p.name for p in small.iterdir() if not p.name.startswith(".")] == []
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_corrupted_and_foreign_snapshots_are_refused_before_the_gate(target, pg_cluster, tmp_path):
+    migrated(target)
+    [snapshot] = target.snapshots()
+    digest = target.table_digest()
+    data = bytearray(snapshot.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    snapshot.write_bytes(bytes(data))
+    run = target.run({}, playbook="rollback.yml")  # no confirm: it must stop before asking
+    assert "is damaged: its SHA-256" in run.report["message"]
+    assert "RESTORE PLAN" not in run.stdout
+    assert target.table_digest() == digest
+
+    other = pg_cluster.create_database()
+    run = target.run({"snapshot": str(snapshot)}, url=other.url(), playbook="rollback.yml")
+    assert f"not of the target {other.name}" in run.report["message"]
+    assert other.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_rehearsal_refuses_the_production_database(target):
+    migrated(target)
+    run = target.run({"rehearsal_database_url": target.db.url()}, playbook="rehearse.yml")
+    assert run.rc != 0
+    assert "a rehearsal never touches production" in run.stdout
+    assert target.applied() == MIGRATIONS
+
+
+def take_snapshot(target: Target) -> Path:
+    """A production snapshot taken by the project's own module, as migrate.yml takes it."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-m",
+            "prisma_snapshot",
+            "-a",
+            json.dumps({"dest_dir": str(target.backup_dir)}),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": target.db.url(), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    [snapshot] = target.snapshots()
+    return snapshot
+
+
+def test_rehearsal_restores_production_into_staging_and_migrates_it(target, pg_cluster):
+    before = target.table_digest()
+    target.app.add_migration("20240301090000_add_note", 'ALTER TABLE "orders" ADD COLUMN "note" TEXT;\n')
+    prod_snapshot = take_snapshot(target)
+    staging = pg_cluster.create_database()
+
+    rehearsal = target.run({"rehearsal_database_url": staging.url()}, playbook="rehearse.yml")
+    assert rehearsal.rc == 0, rehearsal.stdout[-4000:]
+    reports = {r["playbook"]: r for r in rehearsal.reports}
+    assert reports["rehearse.yml"]["restored_snapshot"] == str(prod_snapshot)
+    migrate_report = reports["migrate.yml"]
+    assert migrate_report["result"] == "migrated"
+    assert migrate_report["database"]["name"] == staging.name
+    assert migrate_report["applied"] == [*MIGRATIONS[2:], "20240301090000_add_note"]
+    assert migrate_report["prisma_durations"]["migrate_deploy"] is not None
+    assert migrate_report["tables_before"]["products"] == 2
+    assert migrate_report["tables_after"]["products"] == 2
+    assert staging.query("SELECT count(*) FROM products") == [(2,)]
+    # production untouched
+    assert target.table_digest() == before
+    assert target.applied() == MIGRATIONS[:2]
+    assert_no_secret(rehearsal, target)

@@ -249,3 +249,17 @@ def test_rehearsal_restores_production_into_staging_and_migrates_it(target, pg_c
     assert target.table_digest() == before
     assert target.applied() == MIGRATIONS[:2]
     assert_no_secret(rehearsal, target)
+
+
+def test_rollback_gate_refuses_a_wrong_answer(target):
+    migrated(target)
+    digest = target.table_digest()
+    run = target.run({"confirm": "dixis-prod-ok"}, playbook="rollback.yml")
+    assert run.rc != 0
+    assert "RESTORE PLAN" in run.stdout
+    assert MIGRATIONS[4] in run.stdout  # the migrations the restore would lose
+    assert "not the confirmation phrase" in run.report["message"]
+    assert run.report["next_step"].startswith("Nothing was changed.")
+    assert target.table_digest() == digest
+    assert len(target.snapshots()) == 1  # no safety snapshot either
+    assert no_advisory_locks(target.db)

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgcluster import wait_until
 from prismaapp import PrismaApp, offline_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +104,17 @@ class Target:
         elif url is None and "DATABASE_URL" not in (extra or {}):
             env["DATABASE_URL"] = self.db.url()
         return argv, env
+
+    def start(self, extra: dict | None = None, playbook: str = "migrate.yml", **popen) -> subprocess.Popen:
+        """Start a playbook run in the background (stdout and stderr together)."""
+        argv, env = self.command(extra, playbook=playbook)
+        options = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, **popen}
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, **options)
+
+    def wait_for_session(self, where: str, timeout: float = 120, interval: float = 0.05) -> bool:
+        """Wait until a session matching ``where`` (SQL on pg_stat_activity) exists."""
+        sql = f"SELECT count(*) FROM pg_stat_activity WHERE {where}"
+        return wait_until(lambda: self.db.query(sql) != [(0,)], timeout=timeout, interval=interval)
 
     def run(
         self,

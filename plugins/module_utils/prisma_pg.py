@@ -10,9 +10,9 @@ import json
 import re
 
 try:
-    from ansible.module_utils.prisma_url import redact
+    from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
 except ImportError:  # unit tests import the file directly
-    from prisma_url import redact
+    from prisma_url import DatabaseUrlError, parse_database_url, redact
 
 PRISMA_ADVISORY_LOCK = 72707369  # the key `prisma migrate deploy` locks
 # The key of this project's run lock: distinct from Prisma's, fixed so that
@@ -119,3 +119,22 @@ def row_counts_sql(schema: str) -> str:
         "FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace "
         f"WHERE n.nspname = {lit} AND t.relkind IN ('r', 'p')"
     )
+
+
+def target_connection(url, fail) -> dict:
+    """Parse the target URL, or ``fail`` with one line naming what is wrong."""
+    try:
+        return parse_database_url(url)
+    except DatabaseUrlError as exc:
+        fail(f"database_url: {exc}")
+    return {}
+
+
+def client_tools(module, params: dict, names, fail) -> dict:
+    """Resolve the PostgreSQL client programs named by these options, or ``fail``."""
+    tools = {}
+    for name in names:
+        tools[name] = module.get_bin_path(params[name], required=False)
+        if not tools[name]:
+            fail(f"'{params[name]}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    return tools

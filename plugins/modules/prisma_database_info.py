@@ -158,6 +158,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_pg import (
     PRISMA_ADVISORY_LOCK,
     RUN_LOCK_KEY,
+    client_tools,
     explain_psql_error,
     lock_holders_sql,
     psql_env,
@@ -165,8 +166,9 @@ from ansible.module_utils.prisma_pg import (
     quote_ident,
     quote_literal,
     row_counts_sql,
+    target_connection,
 )
-from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+from ansible.module_utils.prisma_url import redact
 
 
 def _free_bytes(path):
@@ -200,10 +202,7 @@ def main():
         result["msg"] = redact(msg, url)
         module.fail_json(**result)
 
-    try:
-        conn = parse_database_url(url)
-    except DatabaseUrlError as exc:
-        fail(f"database_url: {exc}")
+    conn = target_connection(url, fail)
     result.update(
         database=conn["database"],
         host=conn["host"],
@@ -211,9 +210,7 @@ def main():
         schema=conn["schema"],
         url_display=conn["display"],
     )
-    psql = module.get_bin_path(p["psql"], required=False)
-    if not psql:
-        fail(f"'{p['psql']}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    psql = client_tools(module, p, ["psql"], fail)["psql"]
 
     schema_lit = quote_literal(conn["schema"])
     table = f"{quote_ident(conn['schema'])}.{quote_ident('_prisma_migrations')}"

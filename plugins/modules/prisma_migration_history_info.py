@@ -176,7 +176,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_history import HISTORY_QUERY, audit, local_migrations, quote_ident
-from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+from ansible.module_utils.prisma_pg import client_tools, target_connection
+from ansible.module_utils.prisma_url import redact
 from ansible.module_utils.sql_scan import scan_sql
 
 
@@ -237,13 +238,8 @@ def main():
     migrations_dir = p["migrations_dir"] or os.path.join(p["project_dir"], "prisma", "migrations")
     if not os.path.isdir(migrations_dir):
         fail(f"no migrations folder at {migrations_dir}: is {p['project_dir']} the app checkout?")
-    try:
-        conn = parse_database_url(url)
-    except DatabaseUrlError as exc:
-        fail(f"database_url: {exc}")
-    psql = module.get_bin_path(p["psql"], required=False)
-    if not psql:
-        fail(f"'{p['psql']}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    conn = target_connection(url, fail)
+    psql = client_tools(module, p, ["psql"], fail)["psql"]
 
     result["database"] = conn["database"]
     result["dropped_url_parameters"] = conn["dropped"]

@@ -82,8 +82,8 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_pg import explain_psql_error, psql_env, quote_ident
-from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+from ansible.module_utils.prisma_pg import client_tools, explain_psql_error, psql_env, quote_ident, target_connection
+from ansible.module_utils.prisma_url import redact
 
 
 def main():
@@ -107,19 +107,12 @@ def main():
         result["msg"] = redact(msg, url)
         module.fail_json(**result)
 
-    try:
-        conn = parse_database_url(url)
-    except DatabaseUrlError as exc:
-        fail(f"database_url: {exc}")
+    conn = target_connection(url, fail)
     schema = p["schema"] or conn["schema"]
     result["schema"] = schema
     if not all(ch.isalnum() or ch in " ." for ch in p["lock_timeout"]):
         fail(f"lock_timeout {p['lock_timeout']!r} is not a PostgreSQL duration such as 30s")
-    tools = {}
-    for tool in ("psql", "pg_restore"):
-        tools[tool] = module.get_bin_path(p[tool], required=False)
-        if not tools[tool]:
-            fail(f"'{p[tool]}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    tools = client_tools(module, p, ("psql", "pg_restore"), fail)
     if not os.path.exists(p["path"]):
         fail(f"snapshot {p['path']} does not exist")
 

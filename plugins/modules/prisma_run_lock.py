@@ -109,8 +109,15 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_pg import RUN_LOCK_KEY, describe_holders, lock_holders_sql, psql_env
-from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+from ansible.module_utils.prisma_pg import (
+    RUN_LOCK_KEY,
+    client_tools,
+    describe_holders,
+    lock_holders_sql,
+    psql_env,
+    target_connection,
+)
+from ansible.module_utils.prisma_url import redact
 
 
 def _ancestor_playbook_pid():
@@ -277,13 +284,8 @@ def main():
         result["msg"] = "run lock released" if result["changed"] else "run lock was not held"
         module.exit_json(**result)
 
-    try:
-        conn = parse_database_url(url)
-    except DatabaseUrlError as exc:
-        fail(f"database_url: {exc}")
-    psql = module.get_bin_path(p["psql"], required=False)
-    if not psql:
-        fail(f"'{p['psql']}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    conn = target_connection(url, fail)
+    psql = client_tools(module, p, ["psql"], fail)["psql"]
     if os.path.exists(status_path):
         old = _read_json(status_path) or {}
         if old.get("status") == "held" and _alive(old.get("pid")):

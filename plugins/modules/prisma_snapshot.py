@@ -138,15 +138,17 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_pg import (
+    client_tools,
     explain_psql_error,
     psql_env,
     psql_json,
     quote_ident,
     quote_literal,
     row_counts_sql,
+    target_connection,
 )
 from ansible.module_utils.prisma_snapshots import manifests, remove, same_database, sha256_of, size_of
-from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+from ansible.module_utils.prisma_url import redact
 
 
 def _safe(text):
@@ -187,15 +189,8 @@ def main():
         fail(f"keep is {p['keep']}: keep at least the snapshot being taken (1 or more)")
     if not 0 <= p["compress"] <= 9:
         fail(f"compress is {p['compress']}: give a level from 0 to 9")
-    try:
-        conn = parse_database_url(url)
-    except DatabaseUrlError as exc:
-        fail(f"database_url: {exc}")
-    tools = {}
-    for tool in ("pg_dump", "pg_restore", "psql"):
-        tools[tool] = module.get_bin_path(p[tool], required=False)
-        if not tools[tool]:
-            fail(f"'{p[tool]}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    conn = target_connection(url, fail)
+    tools = client_tools(module, p, ("pg_dump", "pg_restore", "psql"), fail)
 
     os.makedirs(p["dest_dir"], mode=0o700, exist_ok=True)
     os.chmod(p["dest_dir"], 0o700)

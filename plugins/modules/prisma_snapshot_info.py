@@ -77,8 +77,9 @@ toc_entries:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_pg import client_tools, target_connection
 from ansible.module_utils.prisma_snapshots import MANIFEST_SUFFIX, manifests, read_manifest, same_database, sha256_of
-from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+from ansible.module_utils.prisma_url import redact
 
 
 def main():
@@ -100,10 +101,7 @@ def main():
         result["msg"] = redact(msg, url) + " Nothing was changed."
         module.fail_json(**result)
 
-    try:
-        conn = parse_database_url(url)
-    except DatabaseUrlError as exc:
-        fail(f"database_url: {exc}")
+    conn = target_connection(url, fail)
 
     if p["snapshot"] == "latest":
         candidates = [
@@ -137,9 +135,7 @@ def main():
     checksum = sha256_of(path)
     if checksum != manifest.get("sha256"):
         fail(f"snapshot {path} is damaged: its SHA-256 is {checksum}, the manifest recorded {manifest.get('sha256')}")
-    pg_restore = module.get_bin_path(p["pg_restore"], required=False)
-    if not pg_restore:
-        fail(f"'{p['pg_restore']}' was not found on this host: install the PostgreSQL client (postgresql-client)")
+    pg_restore = client_tools(module, p, ["pg_restore"], fail)["pg_restore"]
     rc, toc, err = module.run_command([pg_restore, "--list", path], check_rc=False)
     entries = [ln for ln in toc.splitlines() if ln.strip() and not ln.startswith(";")]
     if rc != 0 or not entries:

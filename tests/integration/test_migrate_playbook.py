@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pgcluster import wait_until
-from playbook_target import PHRASE, ROOT, Run, Target, assert_no_secret, make_target, no_advisory_locks
+from playbook_target import PHRASE, Run, Target, assert_no_secret, make_target, no_advisory_locks
 from prismaapp import MIGRATIONS, PrismaApp
 
 
@@ -199,18 +199,9 @@ def test_schema_parameter_is_honoured(tmp_path, pg_cluster):
 
 def test_two_runs_at_once_one_is_refused(target):
     target.app.add_migration("20240301090000_slow", "SELECT pg_sleep(6);\n")
-    argv, env = target.command({"confirm": PHRASE})
-    first = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    first = target.start({"confirm": PHRASE})
     try:
-        assert wait_until(
-            lambda: (
-                target.db.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-run-lock%'")
-                == [(1,)]
-            ),
-            timeout=60,
-        )
+        assert target.wait_for_session("application_name LIKE 'prisma-run-lock%%'", timeout=60)
         second = target.run({"confirm": PHRASE})
         assert second.rc != 0
         assert "Another migration or rollback run holds" in second.report["message"]
@@ -225,25 +216,9 @@ def test_two_runs_at_once_one_is_refused(target):
 
 def test_killed_run_leaves_no_stale_lock(target):
     target.app.add_migration("20240301090000_slow", "SELECT pg_sleep(2);\n")
-    argv, env = target.command({"confirm": PHRASE})
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = target.start({"confirm": PHRASE}, stdout=subprocess.DEVNULL, start_new_session=True)
     try:
-        assert wait_until(
-            lambda: (
-                target.db.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-run-lock%'")
-                == [(1,)]
-            ),
-            timeout=60,
-            interval=0.05,
-        )
+        assert target.wait_for_session("application_name LIKE 'prisma-run-lock%%'", timeout=60)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -92,21 +92,11 @@ def test_server_crash_during_restore_changes_nothing(target, pg_cluster):
     target.db.execute("INSERT INTO producers (name, email, region) VALUES ('Late', 'late@example.gr', 'Naxos')")
     after_migration = target.table_digest()
 
-    argv, env = target.command({"confirm": PHRASE}, playbook="rollback.yml")
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = target.start({"confirm": PHRASE}, playbook="rollback.yml")
     try:
-        assert wait_until(
-            lambda: (
-                target.db.query(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'prisma-restore' AND query LIKE 'COPY%%'"
-                )
-                != [(0,)]
-            ),
-            timeout=120,
-            interval=0.05,
-        ), "the restore never started copying"
+        assert target.wait_for_session("application_name = 'prisma-restore' AND query LIKE 'COPY%%'"), (
+            "the restore never started copying"
+        )
         pg_cluster.crash()
     finally:
         out, _ = proc.communicate(timeout=300)
@@ -125,21 +115,11 @@ def test_server_crash_during_restore_changes_nothing(target, pg_cluster):
 
 def test_server_crash_during_pg_dump_stops_before_migrating(target, pg_cluster):
     target.db.execute(BULK.format(rows=400000))
-    argv, env = target.command({"confirm": PHRASE})
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = target.start({"confirm": PHRASE})
     try:
-        assert wait_until(
-            lambda: (
-                target.db.query(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'prisma-snapshot' AND query LIKE 'COPY%%'"
-                )
-                != [(0,)]
-            ),
-            timeout=120,
-            interval=0.02,
-        ), "pg_dump never started copying"
+        assert target.wait_for_session("application_name = 'prisma-snapshot' AND query LIKE 'COPY%%'", interval=0.02), (
+            "pg_dump never started copying"
+        )
         pg_cluster.crash()
     finally:
         out, _ = proc.communicate(timeout=300)

@@ -68,7 +68,7 @@ def to_timezone(value, zone="Europe/Athens"):
 
     moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
+        moment = moment.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017
     return moment.astimezone(ZoneInfo(zone)).isoformat(timespec="seconds")
 
 

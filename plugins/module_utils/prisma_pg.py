@@ -63,14 +63,18 @@ _PSQL_ERRORS = (
 )  # fmt: skip
 
 
-def explain_psql_error(stderr: str, conn: dict) -> str:
+def first_line(text: str | None, fallback: str = "no error text") -> str:
+    """The first non-empty line of a tool's stderr, for one-line messages."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[0][:300] if lines else fallback
+
+
+def explain_psql_error(stderr: str, conn: dict, tool: str = "psql") -> str:
     """One line saying what is wrong and what to do, from psql's stderr."""
     for pattern, template in _PSQL_ERRORS:
         if pattern.search(stderr or ""):
             return template.format(**{k: conn.get(k) for k in ("user", "database", "host", "port")})
-    lines = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
-    first = lines[0] if lines else "no error text"
-    return f"psql failed: {redact(first, conn.get('password'))}"
+    return f"{tool} failed: {redact(first_line(stderr), conn.get('password'))}"
 
 
 def psql_env(conn: dict, connect_timeout: int = 10, app: str = "prisma-migrate-ops") -> dict:

@@ -119,9 +119,13 @@ def parse_database_url(url: str | None) -> dict:
 _URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)", re.I)
 
 
+_SECRET_PARAMS = re.compile(r"(?P<key>[?&](?:sslpassword|password|sslidentity)=)(?P<value>[^&#\s]*)", re.I)
+
+
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ********."""
-    return _URL_CREDENTIALS.sub(lambda m: m.group("head") + REDACTED + m.group("at"), url)
+    """The URL with its password (and secret query parameters) replaced by ********."""
+    url = _URL_CREDENTIALS.sub(lambda m: m.group("head") + REDACTED + m.group("at"), url)
+    return _SECRET_PARAMS.sub(lambda m: m.group("key") + REDACTED, url)
 
 
 def redact(text: str | None, *secrets: str | None) -> str:
@@ -142,6 +146,7 @@ def redact(text: str | None, *secrets: str | None) -> str:
             # A URL: hide its password (plain and encoded), keep the rest.
             candidates = {password, unquote(password)} if password else set()
         for value in sorted(candidates, key=len, reverse=True):
-            if len(value) >= 3:
+            if value:
                 out = out.replace(value, REDACTED)
-    return _URL_CREDENTIALS.sub(lambda m: m.group("head") + REDACTED + m.group("at"), out)
+    out = _URL_CREDENTIALS.sub(lambda m: m.group("head") + REDACTED + m.group("at"), out)
+    return _SECRET_PARAMS.sub(lambda m: m.group("key") + REDACTED, out)

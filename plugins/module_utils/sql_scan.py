@@ -32,9 +32,10 @@ _RULES = (
 )
 
 # Kinds after which a table may legitimately have fewer rows.
-ROW_LOSS_KINDS = frozenset({"drop_table", "truncate", "delete_without_where", "drop_schema"})
+ROW_LOSS_KINDS = frozenset({"drop_table", "truncate", "delete_without_where", "drop_schema", "rename"})
 
 _TABLE_AFTER = {
+    "rename": re.compile(r"ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(?P<names>\S+)\s+RENAME\s+TO\b", re.I),
     "drop_table": re.compile(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?P<names>[^;]+)", re.I),
     "truncate": re.compile(
         r"TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?(?P<names>[^;]+?)(?:\s+(?:RESTART|CONTINUE|CASCADE|RESTRICT)\b|$)", re.I

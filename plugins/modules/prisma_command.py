@@ -134,7 +134,11 @@ def main():
     if module.check_mode and sub != "validate":
         result["msg"] = f"check mode: prisma {' '.join(ARGS[sub])} not run"
         module.exit_json(skipped=True, **result)
-    secret = p["database_url"] or (p["environment"] or {}).get("DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if "DATABASE_URL" in (p["environment"] or {}):
+        module.fail_json(
+            msg="environment must not carry DATABASE_URL (it is not secret there): pass it as database_url", **result
+        )
+    secret = p["database_url"] or os.environ.get("DATABASE_URL")
 
     env = dict(p["environment"] or {})
     options = []

@@ -223,7 +223,11 @@ def main():
     result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "cmd": [], "msg": ""}
     result.update(parse_migrate_status("", None))
     result["failed_migrations"] = result.pop("failed")
-    secret = p["database_url"] or (p["environment"] or {}).get("DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if "DATABASE_URL" in (p["environment"] or {}):
+        module.fail_json(
+            msg="environment must not carry DATABASE_URL (it is not secret there): pass it as database_url", **result
+        )
+    secret = p["database_url"] or os.environ.get("DATABASE_URL")
 
     try:
         check_project(p["project_dir"], p["schema"])
@@ -249,7 +253,8 @@ def main():
         )
         module.fail_json(**result)
     if rc == RC_NOT_FOUND:
-        result["msg"] = f"the Prisma command failed with exit 127 (not found): {result['stderr'].strip()[:200]}"
+        first = next((ln.strip() for ln in result["stderr"].splitlines() if ln.strip()), "no output")
+        result["msg"] = f"the Prisma command failed with exit 127 (not found): {first[:200]}"
         module.fail_json(**result)
 
     facts = parse_migrate_status(out + "\n" + err, rc)

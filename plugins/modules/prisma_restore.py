@@ -82,7 +82,14 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_pg import client_tools, explain_psql_error, psql_env, quote_ident, target_connection
+from ansible.module_utils.prisma_pg import (
+    client_tools,
+    explain_psql_error,
+    first_line,
+    psql_env,
+    quote_ident,
+    target_connection,
+)
 from ansible.module_utils.prisma_url import redact
 
 
@@ -171,7 +178,7 @@ def main():
         )
     if not committed:
         fail(
-            f"pg_restore could not read all of {p['path']} ({restore_err.strip()[:200]}): the restore was rolled back,"
+            f"pg_restore could not read all of {p['path']} ({first_line(restore_err)}): the restore was rolled back,"
             " the database is unchanged"
         )
     result.update(

@@ -113,6 +113,7 @@ from ansible.module_utils.prisma_pg import (
     RUN_LOCK_KEY,
     client_tools,
     describe_holders,
+    first_line,
     lock_holders_sql,
     psql_env,
     target_connection,
@@ -265,9 +266,14 @@ def main():
     lease_path = os.path.join(p["state_dir"], f"run-lock-{tag}.lease")
 
     if p["state"] == "renewed":
-        if not os.path.exists(lease_path):
-            fail(f"the run lock of {p['owner']} is not held here (no lease file): was it released or expired?")
+        status = _read_json(status_path) or {}
+        if not os.path.exists(lease_path) or status.get("status") != "held" or not _alive(status.get("pid")):
+            fail(
+                f"the run lock of {p['owner']} is no longer held (lease expired, or the holder's connection dropped):"
+                " stop here - another run could start; run again from the beginning"
+            )
         os.utime(lease_path)
+        result["msg"] = "run lock lease renewed"
         module.exit_json(**result)
 
     if p["state"] == "released":
@@ -329,7 +335,9 @@ def main():
     if status["status"] != "held":
         os.unlink(lease_path)
         os.unlink(status_path)
-        fail(f"could not take the run lock on database {conn['database']}: {status.get('error') or 'unknown error'}")
+        fail(
+            f"could not take the run lock on database {conn['database']}: {first_line(status.get('error'), 'unknown error')}"
+        )
     result.update(changed=True, holder_pid=status["pid"], watched_pid=watch)
     result["msg"] = f"run lock {RUN_LOCK_KEY} held on database {conn['database']} for {p['owner']}"
     module.exit_json(**result)

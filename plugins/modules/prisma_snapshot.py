@@ -257,7 +257,7 @@ def main():
         )
     tables = json.loads(ask(one_line(row_counts_sql(schema))))
 
-    started = datetime.datetime.now(datetime.UTC)
+    started = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (targets may run Python < 3.11)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     last = applied[-1] if applied else "none"
     base = f"{_safe(conn['database'])}-{stamp}-{_safe(last)}"
@@ -265,7 +265,7 @@ def main():
     partial = final + ".partial"
     # Leftovers of a run killed mid-dump (the run lock guarantees none is in progress).
     for name in os.listdir(p["dest_dir"]):
-        if name.startswith(_safe(conn["database"]) + "-") and name.endswith(".partial"):
+        if re.match(re.escape(_safe(conn["database"])) + r"-\d{8}T\d{6}Z-.*\.partial$", name):
             remove(os.path.join(p["dest_dir"], name))
     if os.path.exists(final):
         fail(f"{final} exists already: two snapshots in the same second? run again")
@@ -293,7 +293,7 @@ def main():
         pass
     session.wait()
     if rc != 0:
-        fail(f"pg_dump failed (exit {rc}): {explain_psql_error(err, conn)} - nothing was migrated")
+        fail(f"pg_dump failed (exit {rc}): {explain_psql_error(err, conn, 'pg_dump')} - nothing was migrated")
     rc, toc, err = module.run_command([tools["pg_restore"], "--list", partial], check_rc=False)
     entries = [ln for ln in toc.splitlines() if ln.strip() and not ln.startswith(";")]
     if rc != 0 or not entries:

@@ -32,6 +32,10 @@ options:
     description: Accept a snapshot of another database (a rehearsal restores production's into staging).
     type: bool
     default: false
+  exclude_target:
+    description: With C(latest), skip snapshots of the target database itself (a rehearsal wants production's).
+    type: bool
+    default: false
   pg_restore:
     description: The C(pg_restore) client.
     type: str
@@ -89,6 +93,7 @@ def main():
             "backup_dir": {"type": "path", "required": True},
             "snapshot": {"type": "str", "default": "latest"},
             "allow_other_database": {"type": "bool", "default": False},
+            "exclude_target": {"type": "bool", "default": False},
             "pg_restore": {"type": "str", "default": "pg_restore"},
         },
         supports_check_mode=True,
@@ -109,6 +114,7 @@ def main():
             for path, data in manifests(p["backup_dir"])
             if data.get("purpose", "pre_migration") != "safety"
             and (p["allow_other_database"] or same_database(data, conn))
+            and not (p["exclude_target"] and same_database(data, conn))
         ]
         if not candidates:
             fail(

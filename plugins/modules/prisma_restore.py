@@ -78,7 +78,9 @@ schema:
 """
 
 import os
+import re
 import subprocess
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -87,7 +89,9 @@ from ansible.module_utils.prisma_pg import (
     explain_psql_error,
     first_line,
     psql_env,
+    psql_json,
     quote_ident,
+    quote_literal,
     target_connection,
 )
 from ansible.module_utils.prisma_url import redact
@@ -123,23 +127,68 @@ def main():
     if not os.path.exists(p["path"]):
         fail(f"snapshot {p['path']} does not exist")
 
-    rc, toc, _err = module.run_command([tools["pg_restore"], "--list", p["path"]], check_rc=False)
-    creates_schema = any(f" SCHEMA - {schema} " in f" {line} " for line in toc.splitlines())
-    preamble = f"SET client_min_messages = warning; SET lock_timeout = '{p['lock_timeout']}'; DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE;"
-    if not creates_schema:
-        preamble += f" CREATE SCHEMA {quote_ident(schema)};"
+    # What DROP SCHEMA ... CASCADE would take with it besides the snapshot's own objects:
+    # extensions installed in the schema are recreated; objects of other schemas that
+    # depend on it (views, foreign keys) make the restore refuse, before any change.
+    lit = quote_literal(schema)
+    around = psql_json(
+        module,
+        tools["psql"],
+        conn,
+        "SELECT json_build_object("
+        "'owner', (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = " + lit + "),"
+        "'extensions', (SELECT coalesce(json_agg(e.extname ORDER BY e.extname), '[]') FROM pg_extension e"
+        " JOIN pg_namespace n ON n.oid = e.extnamespace WHERE n.nspname = " + lit + "),"
+        "'dependents', (SELECT coalesce(json_agg(DISTINCT dn.nspname || '.' || dc.relname), '[]') FROM pg_depend d"
+        " JOIN pg_class c ON c.oid = d.refobjid AND d.refclassid = 'pg_class'::regclass"
+        " JOIN pg_namespace cn ON cn.oid = c.relnamespace AND cn.nspname = " + lit + ""
+        " JOIN pg_rewrite r ON r.oid = d.objid AND d.classid = 'pg_rewrite'::regclass"
+        " JOIN pg_class dc ON dc.oid = r.ev_class JOIN pg_namespace dn ON dn.oid = dc.relnamespace"
+        " WHERE dn.nspname <> " + lit + "),"
+        "'foreign_keys', (SELECT coalesce(json_agg(tn.nspname || '.' || con.conname), '[]') FROM pg_constraint con"
+        " JOIN pg_class t ON t.oid = con.conrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
+        " JOIN pg_class rt ON rt.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = rt.relnamespace"
+        " WHERE con.contype = 'f' AND rn.nspname = " + lit + " AND tn.nspname <> " + lit + "))",
+        fail,
+    )
+    outside = around["dependents"] + around["foreign_keys"]
+    if outside:
+        fail(
+            f"objects outside schema {schema} depend on it ({', '.join(outside)}): DROP SCHEMA CASCADE would destroy them"
+            " - restore by hand (pg_restore --clean) or remove those dependencies first; nothing was changed"
+        )
+
+    # The schema is recreated by the preamble (with its owner and extensions), so the
+    # snapshot's own CREATE SCHEMA entry is left out through a pg_restore list file.
+    rc, toc, err = module.run_command([tools["pg_restore"], "--list", p["path"]], check_rc=False)
+    if rc != 0:
+        fail(f"pg_restore --list cannot read {p['path']}: {first_line(err)}")
+    kept = [line for line in toc.splitlines() if not re.search(rf"\bSCHEMA - {re.escape(schema)}\b", line)]
+    list_file = tempfile.NamedTemporaryFile("w", prefix="prisma-restore-", suffix=".list", delete=False)
+    with list_file:
+        list_file.write("\n".join(kept) + "\n")
+    preamble = (
+        f"SET client_min_messages = warning; SET lock_timeout = '{p['lock_timeout']}';"
+        f" DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE; CREATE SCHEMA {quote_ident(schema)};"
+    )
+    if around["owner"] and not p["no_owner"]:
+        preamble += f" ALTER SCHEMA {quote_ident(schema)} OWNER TO {quote_ident(around['owner'])};"
+    for ext in around["extensions"]:
+        preamble += f" CREATE EXTENSION IF NOT EXISTS {quote_ident(ext)} WITH SCHEMA {quote_ident(schema)};"
 
     env = {**os.environ, **psql_env(conn, app="prisma-restore")}
+    restore_log = tempfile.TemporaryFile()  # pg_restore's stderr, drained to a file: a pipe could fill and stall
     start = time.monotonic()
     producer = subprocess.Popen(
         [
             tools["pg_restore"],
             "--file=-",
+            f"--use-list={list_file.name}",
             *(["--no-owner", "--no-acl"] if p["no_owner"] else []),
             p["path"],
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=restore_log,
     )
     consumer = subprocess.Popen(
         [tools["psql"], "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "-f", "-"],
@@ -169,7 +218,10 @@ def main():
             pass
     psql_err = consumer.stderr.read().decode("utf-8", "replace")
     consumer.wait()
-    restore_err = producer.stderr.read().decode("utf-8", "replace")
+    restore_log.seek(0)
+    restore_err = restore_log.read().decode("utf-8", "replace")
+    restore_log.close()
+    os.unlink(list_file.name)
     result["duration_s"] = round(time.monotonic() - start, 3)
     if consumer.returncode != 0:
         fail(

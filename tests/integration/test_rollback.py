@@ -243,3 +243,22 @@ def test_rollback_gate_refuses_a_wrong_answer(target):
     assert target.table_digest() == digest
     assert len(target.snapshots()) == 1  # no safety snapshot either
     assert no_advisory_locks(target.db)
+
+
+def test_rollback_keeps_extensions_and_refuses_outside_dependents(target, pg_cluster):
+    target.db.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public")
+    target.db.execute("ALTER TABLE producers ADD COLUMN token text DEFAULT encode(gen_random_bytes(4), 'hex')")
+    target.db.execute("ALTER TABLE producers OWNER TO app")
+    before = target.table_digest()
+    migrated(target)
+    run = target.run({"confirm": PHRASE}, playbook="rollback.yml")
+    assert run.rc == 0, run.report.get("message")
+    assert target.table_digest() == before
+    assert target.db.query("SELECT extname FROM pg_extension WHERE extname = 'pgcrypto'") == [("pgcrypto",)]
+
+    target.db.execute("CREATE SCHEMA reporting; CREATE VIEW reporting.product_names AS SELECT name FROM public.products")
+    run = target.run({"confirm": PHRASE}, playbook="rollback.yml")
+    assert run.rc != 0
+    assert "reporting.product_names" in run.report["message"]
+    assert "nothing was changed" in run.report["message"]
+    assert target.db.query("SELECT count(*) FROM reporting.product_names") == [(2,)]

@@ -256,7 +256,9 @@ def test_rollback_keeps_extensions_and_refuses_outside_dependents(target, pg_clu
     assert target.table_digest() == before
     assert target.db.query("SELECT extname FROM pg_extension WHERE extname = 'pgcrypto'") == [("pgcrypto",)]
 
-    target.db.execute("CREATE SCHEMA reporting; CREATE VIEW reporting.product_names AS SELECT name FROM public.products")
+    target.db.execute(
+        "CREATE SCHEMA reporting; CREATE VIEW reporting.product_names AS SELECT name FROM public.products"
+    )
     run = target.run({"confirm": PHRASE}, playbook="rollback.yml")
     assert run.rc != 0
     assert "reporting.product_names" in run.report["message"]

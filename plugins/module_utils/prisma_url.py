@@ -146,7 +146,9 @@ def redact(text: str | None, *secrets: str | None) -> str:
             # A URL: hide its password (plain and encoded), keep the rest.
             candidates = {password, unquote(password)} if password else set()
         for value in sorted(candidates, key=len, reverse=True):
-            if value:
+            # A secret of 1-3 characters would blank every matching letter of the message;
+            # inside a URL it is still masked by the pattern below.
+            if len(value) >= 4:
                 out = out.replace(value, REDACTED)
     out = _URL_CREDENTIALS.sub(lambda m: m.group("head") + REDACTED + m.group("at"), out)
     return _SECRET_PARAMS.sub(lambda m: m.group("key") + REDACTED, out)

@@ -50,6 +50,10 @@ PRISMA_ONLY_PARAMS = frozenset(
 )
 
 
+# The form every message shows (a placeholder, never a real credential).
+URL_FORM = "postgresql://USER:PW@HOST:PORT/DB"
+
+
 class DatabaseUrlError(ValueError):
     """The URL cannot be used; the message says what is wrong, never the URL."""
 
@@ -71,9 +75,7 @@ def parse_database_url(url: str | None) -> dict:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise DatabaseUrlError(
-            f"the database URL cannot be parsed ({exc}): expected postgresql://USER:PASSWORD@HOST:PORT/DB"
-        ) from None
+        raise DatabaseUrlError(f"the database URL cannot be parsed ({exc}): expected {URL_FORM}") from None
     if parts.scheme not in ("postgresql", "postgres"):
         shown = parts.scheme or "none"
         raise DatabaseUrlError(
@@ -83,9 +85,9 @@ def parse_database_url(url: str | None) -> dict:
     host = unquote(parts.hostname or "") or query.get("host", "")
     database = unquote(parts.path.lstrip("/"))
     if not host:
-        raise DatabaseUrlError("the database URL has no host: expected postgresql://USER:PASSWORD@HOST:PORT/DB")
+        raise DatabaseUrlError(f"the database URL has no host: expected {URL_FORM}")
     if not database:
-        raise DatabaseUrlError("the database URL names no database: expected postgresql://USER:PASSWORD@HOST:PORT/DB")
+        raise DatabaseUrlError(f"the database URL names no database: expected {URL_FORM}")
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
 

@@ -33,7 +33,7 @@ options:
     type: path
   database_url:
     description:
-      - The Prisma database URL (C(postgresql://USER:PASSWORD@HOST:PORT/DB?schema=...)). Never logged.
+      - The Prisma database URL (C(postgresql://USER:PW@HOST:PORT/DB?schema=...)). Never logged.
       - When unset, C(DATABASE_URL) from the module's environment is used.
     type: str
   allow_unmanaged:

@@ -144,6 +144,14 @@ backup_dir_free_bytes:
   description: Free bytes where snapshots go (only with I(backup_dir)).
   returned: success
   type: int
+backup_dir_writable:
+  description: Whether this user can write into I(backup_dir), or create it (only with I(backup_dir)).
+  returned: success
+  type: bool
+user:
+  description: The user the module ran as on the target (only with I(backup_dir)).
+  returned: success
+  type: str
 checks:
   description: The results of I(checks) - C(name), C(ok), C(value), C(expect), C(error).
   returned: success
@@ -152,6 +160,7 @@ checks:
 """
 
 import os
+import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -171,14 +180,24 @@ from ansible.module_utils.prisma_pg import (
 from ansible.module_utils.prisma_url import redact
 
 
-def _free_bytes(path):
+def _nearest_existing(path):
     while path and not os.path.exists(path):
         parent = os.path.dirname(path)
         if parent == path:
             break
         path = parent
-    st = os.statvfs(path or "/")
+    return path or "/"
+
+
+def _free_bytes(path):
+    st = os.statvfs(_nearest_existing(path))
     return st.f_bavail * st.f_frsize
+
+
+def _writable(path):
+    """Whether this user can write snapshots into path, creating it if needed."""
+    existing = _nearest_existing(path)
+    return os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK)
 
 
 def main():
@@ -288,6 +307,8 @@ SELECT json_build_object(
             result["pg_dump_major"] = int(m.group(1))
     if p["backup_dir"]:
         result["backup_dir_free_bytes"] = _free_bytes(p["backup_dir"])
+        result["backup_dir_writable"] = _writable(p["backup_dir"])
+        result["user"] = pwd.getpwuid(os.geteuid()).pw_name
     result["msg"] = (
         f"database {conn['database']} on {conn['host']}:{conn['port']} answers"
         f" (PostgreSQL {result['server_major']}, {result['size_bytes']} bytes)"

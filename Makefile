@@ -8,8 +8,13 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := false
 PYTEST := $(VENV)/bin/pytest
+# Molecule: the repository's podman settings, and a base image built here when
+# no registry is reachable (set MOLECULE_BASE_IMAGE to pull one instead).
+export CONTAINERS_CONF := $(CURDIR)/molecule/resources/containers.conf
+MOLECULE_BASE_IMAGE ?= localhost/prisma-molecule-base:bookworm
+export MOLECULE_BASE_IMAGE
 
-.PHONY: help setup lint test unit integration demo bench-parser
+.PHONY: help setup lint test unit integration molecule molecule-image demo bench-parser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,9 +37,18 @@ unit: setup ## Unit tests (no database)
 	$(PYTEST) tests/unit
 
 integration: setup ## Integration tests against throwaway PostgreSQL clusters and the fixture Prisma app
-	$(PYTEST) tests/integration
+	$(PYTEST) -n 2 --dist loadfile tests/integration
 
-test: setup lint unit integration ## Everything CI runs
+molecule-image: setup ## Build the local Debian 12 base image for molecule (cached)
+	@case "$(MOLECULE_BASE_IMAGE)" in \
+	  localhost/*) scripts/molecule_image.sh "$(MOLECULE_BASE_IMAGE)" ;; \
+	  *) echo "molecule-image: using $(MOLECULE_BASE_IMAGE) (pulled by podman)" ;; \
+	esac
+
+molecule: setup molecule-image ## Molecule scenarios (default, failure, gate) on staging-like podman containers
+	molecule test --all
+
+test: setup lint unit integration molecule ## Everything CI runs
 
 bench-parser: setup ## Benchmark: the status parser on 3,000 pending names (goal < 50 ms)
 	$(VENV)/bin/python bench/parse_status.py

@@ -29,10 +29,19 @@ missing=()
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client-15)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# Molecule: podman with runc (crun fails here), rootless helpers, DNS on podman
+# networks, and debootstrap for the locally built base image.
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+command -v fuse-overlayfs >/dev/null 2>&1 || missing+=(fuse-overlayfs)
+command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)
+command -v slirp4netns >/dev/null 2>&1 || missing+=(slirp4netns)
+[ -x /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else
-  say "system packages present (postgresql-15, psql, node, npm)"
+  say "system packages present (postgresql-15, psql, node, npm, podman, runc, debootstrap)"
 fi
 # Installing postgresql may start the distribution's default cluster; the
 # tests never use it and never touch it.

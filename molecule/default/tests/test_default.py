@@ -1,0 +1,47 @@
+"""After migrate.yml (twice): the release is applied, the rows survived, the run left its traces."""
+
+from conftest import BACKUP_DIR, FIXTURE_MIGRATIONS
+
+APP_TABLES = ["order_items", "orders", "producers", "products"]
+
+
+def test_every_migration_is_applied_once(staging):
+    assert staging.migrations() == [(name, True, False) for name in FIXTURE_MIGRATIONS]
+
+
+def test_rows_survived_and_were_backfilled(staging):
+    before, after = staging.before, staging.digest()
+    for table in APP_TABLES:
+        assert after[table].split(":")[0] == before[table].split(":")[0], table
+    assert staging.psql("SELECT slug FROM products WHERE name = 'Thyme Honey 450g'") == "thyme-honey-450g-1"
+    assert staging.psql("SELECT count(*) FROM products WHERE slug IS NULL") == "0"
+    # The new foreign keys hold on the old rows.
+    assert (
+        staging.psql("SELECT count(*) FROM order_items i LEFT JOIN orders o ON o.id = i.order_id WHERE o.id IS NULL")
+        == "0"
+    )
+
+
+def test_snapshot_is_on_the_app_host_private_to_deploy(staging):
+    snapshots = staging.snapshots(staging.app)
+    assert len(snapshots) == 1, snapshots
+    snap = staging.app.file(f"{BACKUP_DIR}/{snapshots[0]}")
+    assert (snap.mode, snap.user, snap.group) == (0o600, "deploy", "deploy")
+    folder = staging.app.file(BACKUP_DIR)
+    assert (folder.mode, folder.user) == (0o700, "deploy")
+    # pg_restore on the app host can read it: a real archive of app_staging.
+    listing = staging.app.run("pg_restore --list %s", snap.path)
+    assert listing.rc == 0, listing.stderr
+    assert "TABLE DATA public products" in listing.stdout
+    assert not staging.db.file(BACKUP_DIR).exists
+
+
+def test_reports_tell_both_runs(staging):
+    first, second = staging.reports[-2:]
+    assert first["result"] == "migrated"
+    assert first["applied"] == FIXTURE_MIGRATIONS[2:]
+    assert second["result"] == "nothing_to_do"
+
+
+def test_no_secret_in_any_file_or_output_the_runs_wrote(staging):
+    assert staging.leaks() == []

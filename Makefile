@@ -37,18 +37,20 @@ unit: setup ## Unit tests (no database)
 	$(PYTEST) tests/unit
 
 integration: setup ## Integration tests against throwaway PostgreSQL clusters and the fixture Prisma app
-	$(PYTEST) -n 2 --dist loadfile tests/integration
+	$(PYTEST) -n 2 --dist load tests/integration
 
-molecule-image: setup ## Build the local Debian 12 base image for molecule (cached)
+molecule-image: setup ## Install podman and build the local Debian 12 base image for molecule (cached)
+	@scripts/setup.sh --molecule
 	@case "$(MOLECULE_BASE_IMAGE)" in \
 	  localhost/*) scripts/molecule_image.sh "$(MOLECULE_BASE_IMAGE)" ;; \
 	  *) echo "molecule-image: using $(MOLECULE_BASE_IMAGE) (pulled by podman)" ;; \
 	esac
 
-molecule: setup molecule-image ## Molecule scenarios (default, failure, gate) on staging-like podman containers
-	molecule test --all
+molecule: setup molecule-image ## Molecule scenarios (default, failure, gate) on staging-like containers; SCENARIO=name for one
+	molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
 
-test: setup lint unit integration molecule ## Everything CI runs
+test: setup lint unit ## Everything CI runs: lint and unit, then integration and molecule side by side
+	$(MAKE) --no-print-directory -j2 --output-sync=target integration molecule
 
 bench-parser: setup ## Benchmark: the status parser on 3,000 pending names (goal < 50 ms)
 	$(VENV)/bin/python bench/parse_status.py

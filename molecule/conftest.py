@@ -93,16 +93,27 @@ class Staging:
         """Every file a run wrote, here or in the containers, that holds the password."""
         found = [f"staging-app:{f}" for f in self.files_holding_password("staging-app", RUN_WRITES)]
         found += [f"staging-db:{f}" for f in self.files_holding_password("staging-db", DB_WRITES)]
-        for folder in ("reports", "runs"):
-            for path in sorted((self.ephemeral / folder).glob("*")):
-                if self.password in path.read_text():
-                    found.append(str(path))
+        # The reports, the nested runs' output, and ansible.log: everything
+        # ansible-playbook printed in this scenario (log_path in the molecule config).
+        written = [*sorted((self.ephemeral / "reports").glob("*")), *sorted((self.ephemeral / "runs").glob("*"))]
+        written.append(self.ephemeral / "ansible.log")
+        assert written[-1].is_file(), "ansible.log is missing: log_path in .config/molecule/config.yml"
+        assert len(written) > 1, "no reports to search"
+        found += [str(p) for p in written if self.password in p.read_text(errors="replace")]
         return found
 
     def changed_app_files(self) -> list[str]:
         """Files of the app checkout modified since prepare.yml shipped the release."""
+        assert self.app.file(RELEASE_MARK).is_file, f"{RELEASE_MARK} is missing: prepare did not finish"
         out = self.app.run("find %s -newer %s -type f", APP_DIR, RELEASE_MARK)
+        assert out.rc == 0, out.stderr
         return out.stdout.split()
+
+    def fingerprint(self, sql: str) -> str:
+        """Row count and md5 of the rows a query returns, as digest.sql computes them per table."""
+        return self.psql(
+            f"SELECT count(*) || ':' || md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) FROM ({sql}) r"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -15,16 +15,27 @@ if podman image exists "$IMAGE"; then
 fi
 [ "$(id -u)" -eq 0 ] || die "debootstrap needs root - run 'make molecule' as root, or set MOLECULE_BASE_IMAGE to an image you can pull"
 
-# The first Debian mirror the machine itself uses (deb822 or one-line sources).
-mirror=$(
-  { grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources || true
-    grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list || true
-  } | awk '{print $2}' | grep -v -- '-security' | head -n 1 || true
-)
-[ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list*; set MOLECULE_BASE_IMAGE to an image you can pull"
+# The Debian mirror: MOLECULE_DEBIAN_MIRROR, else the one the machine itself
+# uses for bookworm (deb822 .sources stanzas or one-line .list entries).
+mirror=${MOLECULE_DEBIAN_MIRROR:-$(
+  { awk 'BEGIN { RS = ""; FS = "\n" }
+         /(^|\n)Suites:[^\n]*[[:space:]]bookworm([[:space:]]|$)/ {
+           for (i = 1; i <= NF; i++) if ($i ~ /^URIs:/) { split($i, u, /[[:space:]]+/); print u[2] } }' \
+      /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+    sed -E -n 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+)[[:space:]]+bookworm[[:space:]].*/\2/p' \
+      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true
+  } | head -n 1
+)}
+[ -n "$mirror" ] || die "no Debian bookworm mirror in /etc/apt/sources.list*: set MOLECULE_DEBIAN_MIRROR, or MOLECULE_BASE_IMAGE to an image you can pull"
 
 rootfs=$(mktemp -d /var/tmp/molecule-rootfs.XXXXXX)
-trap 'rm -rf "$rootfs"' EXIT
+# debootstrap may leave /proc or /dev mounted inside when interrupted: never
+# delete through a mount.
+cleanup() {
+  grep -o " $rootfs/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf --one-file-system "$rootfs"
+}
+trap cleanup EXIT
 say "debootstrap --variant=minbase bookworm from $mirror (about 30 s)"
 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
   || die "debootstrap failed - see $rootfs.log"

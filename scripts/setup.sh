@@ -23,25 +23,36 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# --- Molecule only (scripts/setup.sh --molecule, run by make molecule) --------
+# podman with runc (crun fails here), rootless helpers, DNS on podman networks,
+# and debootstrap for the locally built base image.
+if [ "${1:-}" = "--molecule" ]; then
+  missing=()
+  command -v podman >/dev/null 2>&1 || missing+=(podman)
+  command -v runc >/dev/null 2>&1 || missing+=(runc)
+  command -v fuse-overlayfs >/dev/null 2>&1 || missing+=(fuse-overlayfs)
+  command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)
+  command -v slirp4netns >/dev/null 2>&1 || missing+=(slirp4netns)
+  [ -x /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+  else
+    say "molecule packages present (podman, runc, dnsname, debootstrap)"
+  fi
+  exit 0
+fi
+
 # --- System packages -------------------------------------------------------
 missing=()
 [ -x "$PG_BIN/initdb" ] || missing+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client-15)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
-# Molecule: podman with runc (crun fails here), rootless helpers, DNS on podman
-# networks, and debootstrap for the locally built base image.
-command -v podman >/dev/null 2>&1 || missing+=(podman)
-command -v runc >/dev/null 2>&1 || missing+=(runc)
-command -v fuse-overlayfs >/dev/null 2>&1 || missing+=(fuse-overlayfs)
-command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)
-command -v slirp4netns >/dev/null 2>&1 || missing+=(slirp4netns)
-[ -x /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)
-command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else
-  say "system packages present (postgresql-15, psql, node, npm, podman, runc, debootstrap)"
+  say "system packages present (postgresql-15, psql, node, npm)"
 fi
 # Installing postgresql may start the distribution's default cluster; the
 # tests never use it and never touch it.

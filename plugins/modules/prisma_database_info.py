@@ -194,6 +194,13 @@ def _free_bytes(path):
     return st.f_bavail * st.f_frsize
 
 
+def _user_name():
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (containers)
+        return f"uid {os.geteuid()}"
+
+
 def _writable(path):
     """Whether this user can write snapshots into path, creating it if needed."""
     existing = _nearest_existing(path)
@@ -308,7 +315,7 @@ SELECT json_build_object(
     if p["backup_dir"]:
         result["backup_dir_free_bytes"] = _free_bytes(p["backup_dir"])
         result["backup_dir_writable"] = _writable(p["backup_dir"])
-        result["user"] = pwd.getpwuid(os.geteuid()).pw_name
+        result["user"] = _user_name()
     result["msg"] = (
         f"database {conn['database']} on {conn['host']}:{conn['port']} answers"
         f" (PostgreSQL {result['server_major']}, {result['size_bytes']} bytes)"

@@ -14,7 +14,8 @@ def test_database_is_untouched(staging):
 
 def test_app_host_is_untouched(staging):
     assert staging.changed_app_files() == []  # no prisma generate, no edits
-    assert staging.app.run("find %s -mindepth 1", BACKUP_DIR).stdout == ""  # no snapshot, no lock state
+    assert staging.app.file(BACKUP_DIR).is_directory
+    assert staging.app.check_output("find %s -mindepth 1", BACKUP_DIR) == ""  # no snapshot, no lock state
     assert not staging.app.file("/var/backups/prisma-root-only").exists
 
 

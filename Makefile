@@ -22,11 +22,12 @@ help: ## List the targets
 setup: ## Install everything the project needs (idempotent; root installs system packages)
 	@scripts/setup.sh
 
-lint: setup ## ansible-lint (production profile), yamllint, ruff, syntax-check every playbook
+lint: setup ## ansible-lint (production profile), yamllint, ruff, workflow schema, syntax-check every playbook
 	ansible-lint --profile production
 	yamllint --strict .
 	ruff check .
 	ruff format --check .
+	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/python scripts/role_docs.py --check
 	@for pb in playbooks/*.yml; do \
 	  echo "syntax-check $$pb"; \

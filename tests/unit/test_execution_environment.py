@@ -1,0 +1,41 @@
+"""execution-environment.yml gives ansible-builder a build context with the pinned controller side."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILDER = shutil.which("ansible-builder") or str(Path(sys.executable).parent / "ansible-builder")
+
+
+def pinned(name: str) -> str:
+    return re.search(rf"^{re.escape(name)}==\S+", (ROOT / "requirements.txt").read_text(), re.M).group(0)
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory) -> Path:
+    ctx = tmp_path_factory.mktemp("ee") / "context"
+    proc = subprocess.run(
+        [BUILDER, "create", "-f", str(ROOT / "execution-environment.yml"), "--context", str(ctx)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return ctx
+
+
+def test_containerfile_installs_the_pinned_ansible_core_and_runner(context):
+    containerfile = (context / "Containerfile").read_text()
+    assert pinned("ansible-core") in containerfile
+    assert pinned("ansible-runner") in containerfile
+    assert "dnf module enable -y postgresql:15" in containerfile
+
+
+def test_system_packages_include_the_postgresql_client(context):
+    bindep = (context / "_build" / "bindep.txt").read_text()
+    assert "postgresql [platform:rpm]" in bindep

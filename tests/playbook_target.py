@@ -72,10 +72,9 @@ class Target:
             digest[table] = value
         return digest
 
-    def command(
-        self, extra: dict | None = None, url: str | None = None, check: bool = False, playbook: str = "migrate.yml"
-    ):
-        variables = {
+    def variables(self, extra: dict | None = None) -> dict:
+        """The inventory variables a real deployment would set for this target."""
+        return {
             "prisma_project_dir": str(self.app.path),
             "prisma_command": "npx --no-install prisma",
             "prisma_env": offline_env(self.app.path),
@@ -83,6 +82,11 @@ class Target:
             "report_dir": str(self.report_dir),
             **(extra or {}),
         }
+
+    def command(
+        self, extra: dict | None = None, url: str | None = None, check: bool = False, playbook: str = "migrate.yml"
+    ):
+        variables = self.variables(extra)
         vars_file = self.tmp / f"vars-{time.monotonic_ns()}.json"
         vars_file.write_text(json.dumps(variables))
         argv = [

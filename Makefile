@@ -14,7 +14,7 @@ export CONTAINERS_CONF := $(CURDIR)/molecule/resources/containers.conf
 MOLECULE_BASE_IMAGE ?= localhost/prisma-molecule-base:bookworm
 export MOLECULE_BASE_IMAGE
 
-.PHONY: help setup lint test unit integration molecule molecule-image demo bench-parser
+.PHONY: help setup lint test unit integration molecule molecule-image demo bench-parser bench-snapshot
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ test: setup lint unit ## Everything CI runs: lint and unit, then integration and
 
 bench-parser: setup ## Benchmark: the status parser on 3,000 pending names (goal < 50 ms)
 	$(VENV)/bin/python bench/parse_status.py
+
+bench-snapshot: setup ## Benchmark: snapshot and restore seconds per GB on a generated 1.6 GB database
+	$(VENV)/bin/python bench/snapshot_rates.py 1024
 
 demo: setup ## Migrate a throwaway local database end to end with playbooks/migrate.yml
 	$(VENV)/bin/python scripts/demo.py

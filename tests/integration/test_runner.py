@@ -4,6 +4,7 @@ driven through ansible_runner.run, asserted on its job events and artifacts."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,32 @@ def test_migrate_through_ansible_runner_keeps_an_audit_trail_without_the_secret(
     assert report["applied"] == MIGRATIONS[2:]
     leaked = [p for p in audit.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     assert leaked == []
+
+
+def test_audited_run_keeps_the_trail_of_a_cli_run(target, tmp_path, monkeypatch):
+    """scripts/audited-run: ansible-runner's CLI with this repository as the project."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    secret = target.db.password
+    audit = tmp_path / "audit"
+    key = tmp_path / "vault-key"
+    vault = encrypted_vars(tmp_path / "vault.yml", {"database_url": target.db.url()}, key)
+    fixture_vars = tmp_path / "fixture-vars.json"
+    fixture_vars.write_text(json.dumps({k: v for k, v in target.variables().items() if k != "report_dir"}))
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(AUDIT_DIR=str(audit), PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    argv = [str(ROOT / "scripts" / "audited-run"), "inventories/local", "migrate.yml"]
+    argv += ["-e", f"@{fixture_vars}", "-e", f"@{vault}", "--vault-password-file", str(key), "-e", f"confirm={PHRASE}"]
+    proc = subprocess.run(
+        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+    )
+
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert target.applied() == MIGRATIONS
+    (trail,) = (audit / "artifacts").iterdir()
+    assert trail.name.endswith("-migrate")
+    assert (trail / "rc").read_text() == "0"
+    assert json.loads(next((trail / "report").glob("*.json")).read_text())["result"] == "migrated"
+    assert f"artifacts of this run: {trail}" in proc.stdout
+    leaked = [p for p in audit.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaked == []
+    assert secret not in proc.stdout + proc.stderr

@@ -43,6 +43,7 @@ def test_every_quoted_failure_message_is_printed_by_the_project():
     for message in messages:
         fragments = [f.strip(" .,:;()-") for f in re.split(r"<[^>]+>|: ", message)]
         checked = [f for f in fragments if len(f) >= 12]
+        assert checked, f"nothing checkable in: {message}"
         missing = [f for f in checked if f not in source]
         assert not missing, f"runbook message not found in the source: {missing} (from: {message})"
 

@@ -60,11 +60,22 @@ def test_secret_step_fails_clearly_without_the_secret(value, ok):
     assert value == "" or value not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("repository", "database", "ok"), [("org/app", "app", True), ("", "app", False), ("org/app", "", False)]
+)
+def test_variables_step_needs_the_app_repository_and_the_identity_pin(repository, database, ok):
+    step = next(step for step in STEPS if step["name"] == "Check the repository variables")
+    assert STEPS.index(step) < next(i for i, s in enumerate(STEPS) if "uses" in s)
+    result = run_step(step, {"APP_REPOSITORY": repository, "PROD_DATABASE_NAME": database, "PATH": "/usr/bin:/bin"})
+    assert (result.returncode == 0) is ok
+
+
 def test_secret_reaches_the_playbook_only_through_the_environment():
     migrate = next(step for step in STEPS if "playbooks/migrate.yml" in step.get("run", ""))
     assert migrate["env"]["DATABASE_URL"] == "${{ secrets.DATABASE_URL_PROD }}"
     assert all("secrets." not in step.get("run", "") for step in STEPS)
     assert "-e confirm=" in migrate["run"]
+    assert '-e allow_destructive="$ALLOW_DESTRUCTIVE"' in migrate["run"]
     assert 'prisma_project_dir="$GITHUB_WORKSPACE/app"' in migrate["run"]
 
 
@@ -72,4 +83,7 @@ def test_report_is_kept_whatever_happens():
     summary = next(step for step in STEPS if "GITHUB_STEP_SUMMARY" in step.get("run", ""))
     upload = next(step for step in STEPS if step.get("uses", "").startswith("actions/upload-artifact"))
     assert summary["if"] == upload["if"] == "always()"
-    assert upload["with"]["path"] == "reports/"
+    # this run's own folder, never a report left in a reused workspace
+    assert upload["with"]["path"] == "${{ runner.temp }}/report-${{ github.run_id }}-${{ github.run_attempt }}/"
+    migrate = next(step for step in STEPS if "playbooks/migrate.yml" in step.get("run", ""))
+    assert 'report_dir="$RUNNER_TEMP/report-$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT"' in migrate["run"]

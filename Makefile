@@ -14,7 +14,7 @@ export CONTAINERS_CONF := $(CURDIR)/molecule/resources/containers.conf
 MOLECULE_BASE_IMAGE ?= localhost/prisma-molecule-base:bookworm
 export MOLECULE_BASE_IMAGE
 
-.PHONY: help setup lint test unit integration molecule molecule-image demo bench-parser bench-snapshot
+.PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,15 @@ molecule: setup molecule-image ## Molecule scenarios (default, failure, gate) on
 
 test: setup lint unit ## Everything CI runs: lint and unit, then integration and molecule side by side
 	$(MAKE) --no-print-directory -j2 --output-sync=target integration molecule
+
+bench: setup ## Benchmark: migrate.yml vs the bare commands on ~1 GB (3 pairs); last line 'ratio B/A = X.XX'
+	$(VENV)/bin/python bench/migrate_overhead.py
+
+bench-quick: setup ## The same benchmark on ~100 MB (a few minutes)
+	$(VENV)/bin/python bench/migrate_overhead.py --quick
+
+bench-fleet: setup ## Benchmark: 8 tenant databases, one at a time vs the canary then batches of 4
+	$(VENV)/bin/python bench/fleet_rollout.py
 
 bench-parser: setup ## Benchmark: the status parser on 3,000 pending names (goal < 50 ms)
 	$(VENV)/bin/python bench/parse_status.py

@@ -255,7 +255,6 @@ def main():
                 )
             )
         )
-    tables = json.loads(ask(one_line(row_counts_sql(schema))))
 
     started = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (targets may run Python < 3.11)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -283,9 +282,26 @@ def main():
     t0 = time.monotonic()
     old_umask = os.umask(0o077)
     try:
-        rc, _out, err = module.run_command(argv, environ_update=env, check_rc=False)
+        dump = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env},
+            text=True,
+        )
     finally:
         os.umask(old_umask)
+    # The manifest's exact row counts, in the same snapshot, while pg_dump runs
+    # (the count scans every table once; done after the dump it added its whole time).
+    try:
+        tables = json.loads(ask(one_line(row_counts_sql(schema))))
+    except BaseException:
+        dump.kill()
+        dump.wait()
+        raise
+    _out, err = dump.communicate()
+    rc = dump.returncode
     try:
         session.stdin.write("COMMIT;\n")
         session.stdin.close()

@@ -234,10 +234,11 @@ class PgCluster:
             raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
         return proc.stdout
 
-    def create_database(self, name: str | None = None) -> Database:
+    def create_database(self, name: str | None = None, template: str = "template0") -> Database:
+        """A new database owned by the app role; ``template`` copies another database (no session may use it)."""
         self._counter += 1
         name = name or f"app_{self._counter}_{secrets.token_hex(3)}"
-        self.psql(f"CREATE DATABASE \"{name}\" OWNER {APP_ROLE} TEMPLATE template0 ENCODING 'UTF8'")
+        self.psql(f'CREATE DATABASE "{name}" OWNER {APP_ROLE} TEMPLATE "{template}" ENCODING \'UTF8\'')
         return Database(self, name)
 
     def drop_database(self, name: str) -> None:

@@ -89,6 +89,25 @@ def prisma_stage_durations(marks, end):
     return out
 
 
+def prisma_rollout_batches(hosts, size=4):
+    """The batches a rollout runs in, as the migrate play's ``serial: [1, size]``
+    forms them: the first target alone (the canary), then ``size`` at a time."""
+    from ansible.errors import AnsibleFilterError
+
+    hosts = list(hosts or [])
+    try:
+        size = int(size)
+    except (TypeError, ValueError):
+        size = 0
+    if size < 1:
+        raise AnsibleFilterError(
+            "rollout_batch_size must be a whole number of targets, 1 or more: fix -e rollout_batch_size."
+        )
+    if not hosts:
+        return []
+    return [hosts[:1]] + [hosts[i : i + size] for i in range(1, len(hosts), size)]
+
+
 def prisma_url_identity(url):
     """``host:port/database`` of a Prisma URL, without credentials, or ``invalid``."""
     from prisma_url import DatabaseUrlError, parse_database_url
@@ -109,4 +128,5 @@ class FilterModule:
             "to_timezone": to_timezone,
             "prisma_stage_durations": prisma_stage_durations,
             "prisma_url_identity": prisma_url_identity,
+            "prisma_rollout_batches": prisma_rollout_batches,
         }

@@ -13,6 +13,7 @@ description:
   - For C(migrate_deploy) the output is parsed (C(parse_migrate_deploy)) - the applied migrations,
     the failed migration, the Prisma and database error codes. It fails when Prisma reports that it
     created the database (a typo in the URL would otherwise give an empty, fully migrated database).
+  - C(generate) runs one at a time per checkout on the host (a lock file in the temporary directory).
   - I(lock_timeout) and I(statement_timeout) are passed as C(PGOPTIONS) to the migration session,
     honoured by drivers that read libpq's environment (node-postgres, used by C(@prisma/adapter-pg)).
 version_added: "1.0.0"
@@ -90,6 +91,12 @@ duration_s:
   description: Seconds the command took.
   returned: always
   type: float
+lock_wait_s:
+  description: >-
+    Seconds spent waiting for another C(prisma generate) in the same checkout on this host (one runs at a
+    time per checkout, so the targets of a fleet sharing a release do not write the client files at once).
+  returned: when the command ran
+  type: float
 cmd:
   description: The command that ran (without the URL).
   returned: always
@@ -101,7 +108,11 @@ deploy:
   type: dict
 """
 
+import contextlib
+import fcntl
+import hashlib
 import os
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -110,6 +121,24 @@ from ansible.module_utils.prisma_status import parse_migrate_deploy
 from ansible.module_utils.prisma_url import redact
 
 ARGS = {"generate": ["generate"], "migrate_deploy": ["migrate", "deploy"], "validate": ["validate"]}
+
+
+@contextlib.contextmanager
+def checkout_lock(project_dir, wanted):
+    """One ``prisma generate`` at a time per checkout on this host: a fleet's
+    targets share the release, and parallel generates would write the same
+    client files at once. Other subcommands do not write the checkout."""
+    if not wanted:
+        yield
+        return
+    key = hashlib.sha256(os.path.realpath(project_dir).encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"prisma-generate-{key}.lock")
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def main():
@@ -154,16 +183,19 @@ def main():
     try:
         check_project(p["project_dir"], p["schema"])
         args = ARGS[sub] + (["--schema", p["schema"]] if p["schema"] else [])
-        start = time.monotonic()
-        rc, out, err, argv = run_prisma(
-            module,
-            command=p["command"],
-            args=args,
-            project_dir=p["project_dir"],
-            environment=env,
-            database_url=p["database_url"],
-            timeout=p["timeout"],
-        )
+        waited = time.monotonic()
+        with checkout_lock(p["project_dir"], sub == "generate"):
+            start = time.monotonic()
+            rc, out, err, argv = run_prisma(
+                module,
+                command=p["command"],
+                args=args,
+                project_dir=p["project_dir"],
+                environment=env,
+                database_url=p["database_url"],
+                timeout=p["timeout"],
+            )
+        result["lock_wait_s"] = round(start - waited, 3)
     except PrismaCliError as exc:
         result["msg"] = str(exc)
         module.fail_json(**result)

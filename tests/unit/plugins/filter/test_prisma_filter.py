@@ -19,3 +19,23 @@ def test_filters_accept_text_or_a_registered_result():
         filters["prisma_deploy"]({"stdout": "No pending migrations to apply.\n", "stderr": "", "rc": 0})["result"]
         == "nothing_pending"
     )
+
+
+def test_rollout_batches_are_the_canary_then_batches_of_the_size():
+    batches = FilterModule().filters()["prisma_rollout_batches"]
+    hosts = [f"t{i}" for i in range(1, 9)]
+    assert batches(hosts, 4) == [["t1"], ["t2", "t3", "t4", "t5"], ["t6", "t7", "t8"]]
+    assert batches(hosts, "3") == [["t1"], ["t2", "t3", "t4"], ["t5", "t6", "t7"], ["t8"]]
+    assert batches(hosts, 1) == [[h] for h in hosts]
+    assert batches(["only"], 4) == [["only"]]
+    assert batches([], 4) == []
+
+
+def test_a_bad_rollout_batch_size_is_one_clear_error():
+    import pytest
+    from ansible.errors import AnsibleFilterError
+
+    batches = FilterModule().filters()["prisma_rollout_batches"]
+    for bad in (0, -2, "two", None, ""):
+        with pytest.raises(AnsibleFilterError, match="rollout_batch_size must be a whole number of targets, 1 or more"):
+            batches(["a", "b"], bad)

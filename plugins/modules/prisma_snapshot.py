@@ -29,12 +29,15 @@ options:
     type: path
     required: true
   format:
-    description: C(custom) (one file, C(pg_dump -Fc)) or C(directory) (C(-Fd), dumps in parallel with I(jobs)).
+    description:
+      - C(custom) (one file, C(pg_dump -Fc)), C(directory) (C(-Fd), dumps in parallel with I(jobs)), or
+        C(auto) - directory format with a job per core (2 to 4) for databases of 64 MiB or more on a host with
+        2 cores or more, where it was measured faster (C(bench/results/)); custom otherwise.
     type: str
-    choices: [custom, directory]
+    choices: [auto, custom, directory]
     default: custom
   jobs:
-    description: Parallel jobs for the directory format.
+    description: Parallel jobs for the directory format (with C(auto), 1 means one per core).
     type: int
     default: 1
   compress:
@@ -110,6 +113,14 @@ manifest:
   description: The manifest's content.
   returned: success
   type: dict
+format:
+  description: The pg_dump format used (C(auto) resolved to C(custom) or C(directory)).
+  returned: success
+  type: str
+jobs:
+  description: The pg_dump jobs used.
+  returned: success
+  type: int
 sha256:
   description: SHA-256 of the file (directory format - of every file's name and content, in name order).
   returned: success
@@ -147,7 +158,14 @@ from ansible.module_utils.prisma_pg import (
     row_counts_sql,
     target_connection,
 )
-from ansible.module_utils.prisma_snapshots import manifests, remove, same_database, sha256_of, size_of
+from ansible.module_utils.prisma_snapshots import (
+    choose_format,
+    manifests,
+    remove,
+    same_database,
+    sha256_of,
+    size_of,
+)
 from ansible.module_utils.prisma_url import redact
 
 
@@ -160,7 +178,7 @@ def main():
         argument_spec={
             "database_url": {"type": "str", "no_log": True},
             "dest_dir": {"type": "path", "required": True},
-            "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
+            "format": {"type": "str", "choices": ["auto", "custom", "directory"], "default": "custom"},
             "jobs": {"type": "int", "default": 1},
             "compress": {"type": "int", "default": 6},
             "keep": {"type": "int", "default": 5},
@@ -214,6 +232,8 @@ def main():
             f"not enough space in {p['dest_dir']}: {free} bytes free, database {conn['database']} is"
             f" {info['size_bytes']} bytes (x{p['min_free_ratio']}) - free space or point backup_dir elsewhere"
         )
+    p["format"], p["jobs"] = choose_format(p["format"], p["jobs"], info["size_bytes"], os.cpu_count())
+    result.update(format=p["format"], jobs=p["jobs"])
     # One repeatable-read session exports its snapshot: the manifest's counts
     # and migration list and pg_dump (--snapshot) all see the same moment,
     # whatever the application writes meanwhile.

@@ -89,23 +89,43 @@ def prisma_stage_durations(marks, end):
     return out
 
 
-def prisma_rollout_batches(hosts, size=4):
-    """The batches a rollout runs in, as the migrate play's ``serial: [1, size]``
-    forms them: the first target alone (the canary), then ``size`` at a time."""
+def prisma_rollout_batch_size(value):
+    """``rollout_batch_size`` as a whole number of targets, 1 or more, or one clear error."""
     from ansible.errors import AnsibleFilterError
 
-    hosts = list(hosts or [])
     try:
-        size = int(size)
+        size = int(str(value).strip())
     except (TypeError, ValueError):
         size = 0
     if size < 1:
         raise AnsibleFilterError(
-            "rollout_batch_size must be a whole number of targets, 1 or more: fix -e rollout_batch_size."
+            f"rollout_batch_size must be a whole number of targets, 1 or more (got {value!r}): fix -e rollout_batch_size."
         )
+    return size
+
+
+def prisma_rollout_batches(hosts, size=4, canary=None):
+    """The batches a rollout runs in, as the migrate play's ``serial: [1, size]``
+    forms them: the canary alone (``canary``, else the first target), then the
+    others ``size`` at a time, in order."""
+    size = prisma_rollout_batch_size(size)
+    hosts = list(hosts or [])
+    if canary in hosts:
+        hosts.remove(canary)
+        hosts.insert(0, canary)
     if not hosts:
         return []
     return [hosts[:1]] + [hosts[i : i + size] for i in range(1, len(hosts), size)]
+
+
+def prisma_rollout_before(batches, host):
+    """The targets of the batches before the one holding ``host``."""
+    before = []
+    for batch in batches or []:
+        if host in batch:
+            return before
+        before.extend(batch)
+    return before
 
 
 def prisma_url_identity(url):
@@ -129,4 +149,6 @@ class FilterModule:
             "prisma_stage_durations": prisma_stage_durations,
             "prisma_url_identity": prisma_url_identity,
             "prisma_rollout_batches": prisma_rollout_batches,
+            "prisma_rollout_batch_size": prisma_rollout_batch_size,
+            "prisma_rollout_before": prisma_rollout_before,
         }

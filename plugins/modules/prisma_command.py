@@ -13,7 +13,7 @@ description:
   - For C(migrate_deploy) the output is parsed (C(parse_migrate_deploy)) - the applied migrations,
     the failed migration, the Prisma and database error codes. It fails when Prisma reports that it
     created the database (a typo in the URL would otherwise give an empty, fully migrated database).
-  - C(generate) runs one at a time per checkout on the host (a lock file in the temporary directory).
+  - C(generate) runs one at a time per checkout on the host (a lock file in the checkout's C(node_modules)).
   - I(lock_timeout) and I(statement_timeout) are passed as C(PGOPTIONS) to the migration session,
     honoured by drivers that read libpq's environment (node-postgres, used by C(@prisma/adapter-pg)).
 version_added: "1.0.0"
@@ -110,9 +110,7 @@ deploy:
 
 import contextlib
 import fcntl
-import hashlib
 import os
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -124,17 +122,35 @@ ARGS = {"generate": ["generate"], "migrate_deploy": ["migrate", "deploy"], "vali
 
 
 @contextlib.contextmanager
-def checkout_lock(project_dir, wanted):
+def checkout_lock(project_dir, wanted, timeout):
     """One ``prisma generate`` at a time per checkout on this host: a fleet's
     targets share the release, and parallel generates would write the same
-    client files at once. Other subcommands do not write the checkout."""
+    client files at once. The lock file lives where generate writes (the
+    checkout's node_modules), so whoever may generate may lock. Other
+    subcommands do not write the checkout."""
     if not wanted:
         yield
         return
-    key = hashlib.sha256(os.path.realpath(project_dir).encode()).hexdigest()[:16]
-    path = os.path.join(tempfile.gettempdir(), f"prisma-generate-{key}.lock")
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    modules = os.path.join(project_dir, "node_modules")
+    path = os.path.join(modules if os.path.isdir(modules) else project_dir, ".prisma-generate.lock")
+    try:
+        handle = open(path, "a")  # noqa: SIM115 (held for the whole command)
+    except OSError as exc:
+        raise PrismaCliError(
+            f"cannot create the generate lock {path}: {exc.strerror}; check the checkout's owner"
+        ) from exc
+    deadline = time.monotonic() + (timeout or 3600)
+    with handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise PrismaCliError(
+                        f"another prisma generate held {path} for over {timeout or 3600} s: is a run stuck?"
+                    ) from None
+                time.sleep(0.2)
         try:
             yield
         finally:
@@ -184,7 +200,7 @@ def main():
         check_project(p["project_dir"], p["schema"])
         args = ARGS[sub] + (["--schema", p["schema"]] if p["schema"] else [])
         waited = time.monotonic()
-        with checkout_lock(p["project_dir"], sub == "generate"):
+        with checkout_lock(p["project_dir"], sub == "generate", p["timeout"]):
             start = time.monotonic()
             rc, out, err, argv = run_prisma(
                 module,

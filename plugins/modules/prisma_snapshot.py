@@ -173,6 +173,17 @@ def _safe(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
 
 
+def stop(proc):
+    """Stop a child and wait for it: SIGTERM first (pg_dump --jobs then stops its workers), SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -196,8 +207,11 @@ def main():
     result = {"changed": False}
     url = p["database_url"] or os.environ.get("DATABASE_URL")
     partial = None
+    running = []  # a pg_dump still writing, stopped before its partial file is removed
 
     def fail(msg):
+        for proc in running:
+            stop(proc)
         if partial:
             remove(partial)
         result["msg"] = redact(msg, url)
@@ -312,15 +326,16 @@ def main():
         )
     finally:
         os.umask(old_umask)
+    running.append(dump)
     # The manifest's exact row counts, in the same snapshot, while pg_dump runs
     # (the count scans every table once; done after the dump it added its whole time).
     try:
         tables = json.loads(ask(one_line(row_counts_sql(schema))))
     except BaseException:
-        dump.kill()
-        dump.wait()
+        stop(dump)
         raise
     _out, err = dump.communicate()
+    running.remove(dump)
     rc = dump.returncode
     try:
         session.stdin.write("COMMIT;\n")

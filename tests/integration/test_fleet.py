@@ -42,8 +42,8 @@ def fleet(make_fleet):
 
 @pytest.fixture
 def small_fleet(make_fleet):
-    """Enough targets for a canary and two batches of 2, at a third of the cost."""
-    return make_fleet(5)
+    """Enough targets for a canary, a batch of 2 and one more, at half the cost."""
+    return make_fleet(4)
 
 
 def first_migration_started(db) -> str:
@@ -130,8 +130,8 @@ def test_a_failure_in_a_batch_stops_the_batches_after_it(small_fleet):
     for host in fleet.hosts[3:]:
         assert fleet.applied(host) == BEFORE, host
         assert fleet.digest(host) == before[host], host
-    assert run.rollout["batches"] == [["tenant-1"], ["tenant-2", "tenant-3"], ["tenant-4", "tenant-5"]]
-    assert run.rollout["counts"] == {"migrated": 2, "failed": 1, "not_started": 2}
+    assert run.rollout["batches"] == [["tenant-1"], ["tenant-2", "tenant-3"], ["tenant-4"]]
+    assert run.rollout["counts"] == {"migrated": 2, "failed": 1, "not_started": 1}
 
 
 def test_a_wrong_phrase_stops_the_whole_fleet_at_the_gate(small_fleet):
@@ -146,7 +146,7 @@ def test_a_wrong_phrase_stops_the_whole_fleet_at_the_gate(small_fleet):
         assert fleet.digest(host) == before[host], host
         assert fleet.snapshots(host) == [], host
         assert run.reports[host]["result"] == "failed"
-    assert run.rollout["counts"] == {"failed": 5}
+    assert run.rollout["counts"] == {"failed": 4}
 
 
 @pytest.mark.parametrize(
@@ -180,3 +180,17 @@ def test_a_batch_size_in_the_inventory_is_refused_before_anything(small_fleet):
     assert "-e rollout_batch_size=2" in run.stdout
     assert all(fleet.digest(host) == before[host] for host in fleet.hosts)
     assert all(fleet.snapshots(host) == [] for host in fleet.hosts)
+
+
+def test_the_canary_is_the_first_target_with_something_to_migrate(make_fleet):
+    """On a re-run after a failure the first targets are already migrated: they must not be the canary."""
+    fleet = make_fleet(3)
+    assert fleet.app.prisma("migrate", "deploy", database_url=fleet.databases["tenant-1"].url()).rc == 0
+
+    run = fleet.run({"rollout_batch_size": 2})
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.rollout["batches"] == [["tenant-2"], ["tenant-1", "tenant-3"]]
+    assert run.reports["tenant-1"]["result"] == "nothing_to_do"
+    assert first_migration_started(fleet.databases["tenant-3"]) > last_migration_finished(fleet.databases["tenant-2"])
+    assert run.rollout["counts"] == {"migrated": 2, "nothing_to_do": 1}

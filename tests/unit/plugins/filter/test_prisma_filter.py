@@ -39,3 +39,14 @@ def test_a_bad_rollout_batch_size_is_one_clear_error():
     for bad in (0, -2, "two", None, ""):
         with pytest.raises(AnsibleFilterError, match="rollout_batch_size must be a whole number of targets, 1 or more"):
             batches(["a", "b"], bad)
+
+
+def test_the_canary_goes_first_and_the_others_keep_their_order():
+    filters = FilterModule().filters()
+    hosts = ["t1", "t2", "t3", "t4", "t5"]
+    batches = filters["prisma_rollout_batches"](hosts, 2, "t3")
+    assert batches == [["t3"], ["t1", "t2"], ["t4", "t5"]]
+    assert filters["prisma_rollout_before"](batches, "t3") == []
+    assert filters["prisma_rollout_before"](batches, "t2") == ["t3"]
+    assert filters["prisma_rollout_before"](batches, "t5") == ["t3", "t1", "t2"]
+    assert filters["prisma_rollout_batches"](hosts, 2, "absent")[0] == ["t1"]

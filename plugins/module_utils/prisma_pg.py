@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 try:
     from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
@@ -142,3 +143,15 @@ def client_tools(module, params: dict, names, fail) -> dict:
         if not tools[name]:
             fail(f"'{params[name]}' was not found on this host: install the PostgreSQL client (postgresql-client)")
     return tools
+
+
+def stop_child(proc) -> None:
+    """Stop a child process and reap it: SIGTERM first (pg_dump --jobs and psql
+    stop their own workers and sessions), SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

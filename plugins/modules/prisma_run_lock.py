@@ -116,6 +116,7 @@ from ansible.module_utils.prisma_pg import (
     first_line,
     lock_holders_sql,
     psql_env,
+    stop_child,
     target_connection,
 )
 from ansible.module_utils.prisma_url import redact
@@ -210,12 +211,7 @@ def _holder(psql, env, sql_lock, status_path, lease_path, lease, watch_pid):
             except OSError:
                 break  # lease file removed: released
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_child(proc)
         status = _read_json(status_path) or {}
         if status.get("pid") == os.getpid():
             os.unlink(status_path)

@@ -156,6 +156,7 @@ from ansible.module_utils.prisma_pg import (
     quote_ident,
     quote_literal,
     row_counts_sql,
+    stop_child,
     target_connection,
 )
 from ansible.module_utils.prisma_snapshots import (
@@ -171,17 +172,6 @@ from ansible.module_utils.prisma_url import redact
 
 def _safe(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
-
-
-def stop(proc):
-    """Stop a child and wait for it: SIGTERM first (pg_dump --jobs then stops its workers), SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main():
@@ -211,7 +201,7 @@ def main():
 
     def fail(msg):
         for proc in running:
-            stop(proc)
+            stop_child(proc)
         if partial:
             remove(partial)
         result["msg"] = redact(msg, url)
@@ -332,7 +322,7 @@ def main():
     try:
         tables = json.loads(ask(one_line(row_counts_sql(schema))))
     except BaseException:
-        stop(dump)
+        stop_child(dump)
         raise
     _out, err = dump.communicate()
     running.remove(dump)

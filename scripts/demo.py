@@ -50,7 +50,6 @@ def main() -> int:
 
         extra = {
             "prisma_project_dir": str(app.path),
-            "prisma_command": "npx --no-install prisma",
             "prisma_env": offline_env(app.path),
             "backup_dir": str(WORK / "backups"),
             "report_dir": str(ROOT / "reports" / "demo"),

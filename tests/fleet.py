@@ -75,7 +75,6 @@ class Fleet:
                             "ansible_python_interpreter": sys.executable,
                             "database_url": url,
                             "prisma_project_dir": str(self.app.path),
-                            "prisma_command": "npx --no-install prisma",
                             "prisma_env": offline_env(self.app.path),
                             "backup_dir": str(self.backup_dir),
                             "report_dir": str(self.report_dir),

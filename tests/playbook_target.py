@@ -76,7 +76,6 @@ class Target:
         """The inventory variables a real deployment would set for this target."""
         return {
             "prisma_project_dir": str(self.app.path),
-            "prisma_command": "npx --no-install prisma",
             "prisma_env": offline_env(self.app.path),
             "backup_dir": str(self.backup_dir),
             "report_dir": str(self.report_dir),

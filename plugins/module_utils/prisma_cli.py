@@ -7,7 +7,11 @@ calls its public methods, so it is importable in plain unit tests too.
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import subprocess
+import tempfile
+import time
 
 RC_TIMEOUT = 124  # coreutils timeout(1)
 RC_NOT_FOUND = 127
@@ -27,7 +31,7 @@ def split_command(command: str | list) -> list[str]:
             raise PrismaCliError(f"command {command!r} cannot be split into arguments: {exc}") from None
     if not argv:
         raise PrismaCliError(
-            "command is empty: give the Prisma command, e.g. 'pnpm exec prisma' or 'npx --no-install prisma'"
+            "command is empty: give the Prisma command, e.g. 'prisma' (the checkout's own) or 'pnpm exec prisma'"
         )
     return argv
 
@@ -56,7 +60,9 @@ def check_project(project_dir: str, schema: str | None = None) -> str:
 
 
 def resolve_executable(module, argv: list[str], project_dir: str, environment: dict) -> str:
-    """Find argv[0] on the PATH the command will see (plus node_modules/.bin)."""
+    """Find argv[0] as pnpm exec and npx would: the checkout's node_modules/.bin
+    first (its own Prisma, whatever else is installed), then the PATH the
+    command will see, then the host's PATH."""
     exe = argv[0]
     if os.sep in exe:
         path = exe if os.path.isabs(exe) else os.path.join(project_dir, exe)
@@ -64,7 +70,7 @@ def resolve_executable(module, argv: list[str], project_dir: str, environment: d
             return path
         raise PrismaCliError(f"Prisma command {exe} is not an executable file: fix prisma_command")
     search = environment.get("PATH") or os.environ.get("PATH", "")
-    dirs = [*search.split(os.pathsep), os.path.join(project_dir, "node_modules", ".bin")]
+    dirs = [os.path.join(project_dir, "node_modules", ".bin"), *search.split(os.pathsep)]
     for d in dirs:
         candidate = os.path.join(d, exe)
         if d and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -73,18 +79,30 @@ def resolve_executable(module, argv: list[str], project_dir: str, environment: d
     if found:
         return found
     raise PrismaCliError(
-        f"Prisma command '{exe}' was not found on this host (exit 127):"
-        " install it, or set prisma_command (e.g. 'npx --no-install prisma' or a path to node_modules/.bin/prisma)"
+        f"Prisma command '{exe}' was not found in {project_dir}/node_modules/.bin or on the PATH (exit 127):"
+        " install the app's dependencies (pnpm install), or set prisma_command (e.g. 'pnpm exec prisma')"
     )
 
 
-def run_prisma(module, *, command, args, project_dir, environment=None, database_url=None, timeout=None):
-    """Run ``command args…`` in project_dir. Returns (rc, stdout, stderr, argv).
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
-    The database URL travels only in the child's environment. A timeout is
-    enforced with coreutils ``timeout`` (exit 124), which then kills the
-    whole command.
-    """
+
+def first_error_line(stdout: str, stderr: str, rc) -> str:
+    """The line of a failed command's output an operator should read first: a
+    schema error with its file and line when Prisma printed one, else the
+    first Error line."""
+    lines = [ANSI.sub("", ln).strip() for ln in (stderr + "\n" + stdout).splitlines()]
+    for i, line in enumerate(lines):
+        if line.startswith("error:"):  # the schema validator: "error: <what>" then "-->  file:line"
+            where = next((ln[3:].strip() for ln in lines[i + 1 : i + 3] if ln.startswith("-->")), "")
+            return line[6:].strip() + (f" ({where})" if where else "")
+    return next((ln for ln in lines if ln.startswith(("Error", "error"))), None) or next(
+        (ln for ln in lines if ln and "npm warn" not in ln), f"exit {rc}"
+    )
+
+
+def _prepare(module, command, args, project_dir, environment, database_url, timeout):
+    """The full argv (under coreutils timeout), the added environment, and the argv to show."""
     environment = {str(k): str(v) for k, v in (environment or {}).items()}
     argv = split_command(command)
     argv[0] = resolve_executable(module, argv, project_dir, environment)
@@ -101,5 +119,47 @@ def run_prisma(module, *, command, args, project_dir, environment=None, database
     env.setdefault("CHECKPOINT_DISABLE", "1")  # no telemetry call from production hosts
     env.setdefault("PRISMA_HIDE_UPDATE_MESSAGE", "1")
     env.setdefault("NO_COLOR", "1")
+    return full, env, argv
+
+
+def run_prisma(module, *, command, args, project_dir, environment=None, database_url=None, timeout=None):
+    """Run ``command args…`` in project_dir. Returns (rc, stdout, stderr, argv).
+
+    The database URL travels only in the child's environment. A timeout is
+    enforced with coreutils ``timeout`` (exit 124), which then kills the
+    whole command.
+    """
+    full, env, argv = _prepare(module, command, args, project_dir, environment, database_url, timeout)
     rc, out, err = module.run_command(full, cwd=project_dir, environ_update=env, check_rc=False)
     return rc, out, err, argv
+
+
+class SideBySide:
+    """A read-only Prisma command started now and collected later, so that it
+    runs while the module runs another one (two Node start-ups overlap on a
+    host with two cores or more). Output goes to unnamed temporary files: no
+    pipe can fill up while nobody reads it."""
+
+    def __init__(self, module, *, command, args, project_dir, environment=None, database_url=None, timeout=None):
+        full, env, self.argv = _prepare(module, command, args, project_dir, environment, database_url, timeout)
+        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self._start = time.monotonic()
+        self._proc = subprocess.Popen(  # noqa: S603 (argv, no shell)
+            full,
+            cwd=project_dir,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._err,
+        )
+
+    def collect(self):
+        """Wait for it; return (rc, stdout, stderr, seconds)."""
+        rc = self._proc.wait()
+        seconds = round(time.monotonic() - self._start, 3)
+        texts = []
+        for handle in (self._out, self._err):
+            handle.seek(0)
+            texts.append(handle.read().decode("utf-8", errors="replace"))
+            handle.close()
+        return rc, texts[0], texts[1], seconds

@@ -16,6 +16,7 @@ Row meaning (Prisma's schema engine):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 HISTORY_QUERY = """
@@ -78,6 +79,7 @@ def audit(rows: list[dict], local: dict[str, str]) -> dict:
         "checksum_mismatch": mismatch,
         "missing_locally": missing,
         "local": sorted(local),
+        "pending_checksums": {n: local[n] for n in pending},
     }
     result["ok"] = not (failed or in_progress or mismatch or missing)
     result["problems"] = describe_problems(result)
@@ -116,3 +118,37 @@ def describe_problems(r: dict) -> list[str]:
             " - deploy the app version that contains them (the checkout is older than the database)"
         )
     return out
+
+
+def read_history(module, psql: str, conn: dict, local: dict[str, str], fail, connect_timeout: int = 10, app: str = ""):
+    """Read and audit ``_prisma_migrations`` of the target with psql.
+
+    ``conn`` is a parsed URL (prisma_url); ``fail`` is called with one line on
+    any error. Returns (table, managed, audit) - an unmanaged database (no
+    table) is audited as empty.
+    """
+    table = f"{quote_ident(conn['schema'])}.{quote_ident('_prisma_migrations')}"
+    env = dict(conn["libpq_env"])
+    env.setdefault("PGCONNECT_TIMEOUT", str(connect_timeout))
+    env["PGAPPNAME"] = env.get("PGAPPNAME", app or "prisma-migration-history")
+
+    def query(sql):
+        argv = [psql, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1", "-c", sql]
+        rc, out, err = module.run_command(argv, environ_update=env, check_rc=False)
+        if rc != 0:
+            message = (err or out).strip().splitlines()
+            first = message[0] if message else f"exit {rc}"
+            fail(
+                f"cannot read {table} in database {conn['database']} on {conn['host']}:{conn['port']}: {first}"
+                " - check the URL, the network path and the credentials"
+            )
+        return out.strip()
+
+    literal = table.replace("'", "''")
+    if query(f"SELECT to_regclass('{literal}') IS NOT NULL") != "t":
+        return table, False, audit([], local)
+    try:
+        rows = json.loads(query(HISTORY_QUERY.format(table=table)) or "[]")
+    except ValueError:
+        fail(f"psql returned something that is not JSON while reading {table}")
+    return table, True, audit(rows, local)

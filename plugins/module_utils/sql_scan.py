@@ -9,6 +9,7 @@ not count and a DROP inside a string does not either.
 
 from __future__ import annotations
 
+import os
 import re
 
 # (kind, pattern applied to a statement with comments and literals blanked)
@@ -133,4 +134,14 @@ def scan_sql(sql: str, file: str = "") -> list[dict]:
         start = end
         if m.start() == len(blank):
             break
+    return found
+
+
+def scan_migrations(project_dir: str, migrations_dir: str, names) -> list[dict]:
+    """scan_sql over the migration.sql of each named migration (paths shown relative to project_dir)."""
+    found = []
+    for name in names:
+        path = os.path.join(migrations_dir, name, "migration.sql")
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            found.extend(scan_sql(fh.read(), os.path.relpath(path, project_dir)))
     return found

@@ -29,9 +29,11 @@ options:
     required: true
     choices: [generate, migrate_deploy, validate]
   command:
-    description: The Prisma command prefix, for example C(pnpm exec prisma) or C(npx --no-install prisma).
+    description:
+      - The Prisma command prefix, found as in M(prisma_migrate_info): the default C(prisma) is the
+        checkout's C(node_modules/.bin/prisma); C(pnpm exec prisma) or C(npx --no-install prisma) also work.
     type: str
-    default: pnpm exec prisma
+    default: prisma
   schema:
     description: Path to the schema, passed as C(--schema).
     type: path
@@ -50,6 +52,22 @@ options:
     description: PostgreSQL C(statement_timeout) for the session; empty for the server default.
     type: str
     default: ""
+  expect_pending:
+    description:
+      - For C(migrate_deploy), the migrations the operator confirmed, name to SHA-256 of C(migration.sql)
+        (C(pending_checksums) of M(prisma_migration_history_info)). Right before the deploy the module reads
+        the history again and refuses, changing nothing, unless the pending migrations are exactly these.
+    type: dict
+  run_lock:
+    description:
+      - For C(migrate_deploy), the run lock this run must hold (C(owner) and C(state_dir), as given to
+        M(prisma_run_lock)). Right before the deploy its lease is renewed; the module refuses, changing
+        nothing, when the lock is no longer held.
+    type: dict
+  psql:
+    description: The psql program, for I(expect_pending).
+    type: str
+    default: psql
   timeout:
     description: Seconds after which the command is stopped and the module fails. C(0) means no limit.
     type: int
@@ -71,6 +89,8 @@ EXAMPLES = r"""
     subcommand: migrate_deploy
     database_url: "{{ database_url }}"
     lock_timeout: 5s
+    expect_pending: "{{ plan.pending_checksums }}"
+    run_lock: {owner: "{{ run_lock_owner }}", state_dir: /var/backups/prisma/.locks}
   register: __deploy
 """
 
@@ -114,7 +134,10 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_cli import RC_TIMEOUT, PrismaCliError, check_project, run_prisma
+from ansible.module_utils.prisma_cli import RC_TIMEOUT, PrismaCliError, check_project, first_error_line, run_prisma
+from ansible.module_utils.prisma_history import local_migrations, read_history
+from ansible.module_utils.prisma_pg import client_tools, target_connection
+from ansible.module_utils.prisma_runlock import renew
 from ansible.module_utils.prisma_status import parse_migrate_deploy
 from ansible.module_utils.prisma_url import redact
 
@@ -157,17 +180,55 @@ def checkout_lock(project_dir, wanted, timeout):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def last_checks(module, p, migrations_dir, secret, result):
+    """What must still hold the moment before the deploy: this run's lock, and
+    the pending migrations the operator confirmed (names and contents)."""
+
+    def refuse(msg):
+        result["msg"] = redact(msg, secret) + " Nothing was migrated."
+        module.fail_json(**result)
+
+    lock = p["run_lock"]
+    if lock:
+        if not lock.get("owner") or not lock.get("state_dir"):
+            refuse("run_lock needs owner and state_dir (as given to prisma_run_lock).")
+        problem = renew(lock["state_dir"], lock["owner"])
+        if problem:
+            refuse(problem + ".")
+    expected = p["expect_pending"]
+    if expected is None:
+        return
+    conn = target_connection(secret, refuse)
+    psql = client_tools(module, p, ["psql"], refuse)["psql"]
+    _table, _managed, now = read_history(
+        module, psql, conn, local_migrations(migrations_dir), refuse, app="prisma-deploy-check"
+    )
+    if now["pending_checksums"] != expected:
+        changed = sorted(
+            n for n in set(now["pending_checksums"]) & set(expected) if now["pending_checksums"][n] != expected[n]
+        )
+        refuse(
+            f"The pending migrations changed since the gate (now {', '.join(now['pending']) or 'none'};"
+            f" confirmed {', '.join(sorted(expected)) or 'none'}"
+            + (f"; edited since: {', '.join(changed)}" if changed else "")
+            + "): the checkout or the database moved during the run. Run again to see and confirm the new plan."
+        )
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "project_dir": {"type": "path", "required": True},
             "subcommand": {"type": "str", "required": True, "choices": list(ARGS)},
-            "command": {"type": "str", "default": "pnpm exec prisma"},
+            "command": {"type": "str", "default": "prisma"},
             "schema": {"type": "path"},
             "database_url": {"type": "str", "no_log": True},
             "environment": {"type": "dict", "default": {}},
             "lock_timeout": {"type": "str", "default": ""},
             "statement_timeout": {"type": "str", "default": ""},
+            "expect_pending": {"type": "dict"},
+            "run_lock": {"type": "dict"},
+            "psql": {"type": "str", "default": "psql"},
             "timeout": {"type": "int", "default": 3600},
         },
         supports_check_mode=True,
@@ -197,7 +258,9 @@ def main():
         env["PGOPTIONS"] = " ".join(filter(None, [env.get("PGOPTIONS", ""), *options]))
 
     try:
-        check_project(p["project_dir"], p["schema"])
+        migrations_dir = check_project(p["project_dir"], p["schema"])
+        if sub == "migrate_deploy":
+            last_checks(module, p, migrations_dir, secret, result)
         args = ARGS[sub] + (["--schema", p["schema"]] if p["schema"] else [])
         waited = time.monotonic()
         with checkout_lock(p["project_dir"], sub == "generate", p["timeout"]):
@@ -248,11 +311,7 @@ def main():
 
     result["changed"] = sub == "generate"
     if rc != 0:
-        lines = [ln.strip() for ln in (result["stderr"] + "\n" + result["stdout"]).splitlines()]
-        first = next((ln for ln in lines if ln.startswith(("Error", "error"))), None) or next(
-            (ln for ln in lines if ln and "npm warn" not in ln), f"exit {rc}"
-        )
-        result["msg"] = f"{label} failed (exit {rc}): {first}"
+        result["msg"] = f"{label} failed (exit {rc}): {first_error_line(result['stdout'], result['stderr'], rc)}"
         module.fail_json(**result)
     result["msg"] = f"{label} succeeded in {result['duration_s']} s"
     module.exit_json(**result)

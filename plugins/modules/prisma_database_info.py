@@ -45,6 +45,11 @@ options:
     type: list
     elements: dict
     default: []
+  project_dir:
+    description:
+      - An app checkout (C(package.json), C(prisma/migrations)). When given, the database's C(_prisma_migrations)
+        is audited against its migration files, as M(prisma_migration_history_info) does, in the same module run.
+    type: path
   psql:
     description: The C(psql) client.
     type: str
@@ -163,6 +168,13 @@ checks:
   returned: success
   type: list
   elements: dict
+history:
+  description:
+    - With I(project_dir), the audit of the migration history - C(ok), C(problems), C(applied), C(pending),
+      C(pending_checksums), C(failed_migrations), C(rolled_back), C(in_progress), C(checksum_mismatch),
+      C(missing_locally), C(local) and C(destructive), as M(prisma_migration_history_info) returns them.
+  returned: when project_dir is given
+  type: dict
 """
 
 import os
@@ -170,6 +182,8 @@ import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_cli import PrismaCliError, check_project
+from ansible.module_utils.prisma_history import local_migrations, read_history
 from ansible.module_utils.prisma_pg import (
     PRISMA_ADVISORY_LOCK,
     RUN_LOCK_KEY,
@@ -184,6 +198,7 @@ from ansible.module_utils.prisma_pg import (
     target_connection,
 )
 from ansible.module_utils.prisma_url import redact
+from ansible.module_utils.sql_scan import scan_migrations
 
 
 def _nearest_existing(path):
@@ -221,6 +236,7 @@ def main():
             "row_estimates": {"type": "bool", "default": False},
             "backup_dir": {"type": "path"},
             "checks": {"type": "list", "elements": "dict", "default": []},
+            "project_dir": {"type": "path"},
             "psql": {"type": "str", "default": "psql"},
             "pg_dump": {"type": "str", "default": "pg_dump"},
             "connect_timeout": {"type": "int", "default": 10},
@@ -322,6 +338,18 @@ SELECT json_build_object(
             {"name": name, "ok": rc == 0 and value == str(check["expect"]), "value": value,
              "expect": str(check["expect"]), "error": error}
         )  # fmt: skip
+
+    if p["project_dir"]:
+        try:
+            migrations_dir = check_project(p["project_dir"])
+        except PrismaCliError as exc:
+            fail(str(exc))
+        _table, _managed, history = read_history(
+            module, psql, conn, local_migrations(migrations_dir), fail, p["connect_timeout"], app="prisma-history"
+        )
+        history["failed_migrations"] = history.pop("failed")
+        history["destructive"] = scan_migrations(p["project_dir"], migrations_dir, history["pending"])
+        result["history"] = history
 
     result["pg_dump_major"] = None
     pg_dump = module.get_bin_path(p["pg_dump"], required=False)

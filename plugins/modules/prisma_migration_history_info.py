@@ -100,6 +100,13 @@ pending:
   type: list
   elements: str
   sample: []
+pending_checksums:
+  description:
+    - The SHA-256 of each pending C(migration.sql), as Prisma will record it. Given back to
+      M(prisma_command) as I(expect_pending), the deploy refuses if the migrations changed since.
+  returned: always
+  type: dict
+  sample: {"20240210090000_add_order_item_foreign_keys": "9f2c..."}
 failed_migrations:
   description:
     - Migrations whose last attempt failed (no finish, no roll-back, error logged).
@@ -171,28 +178,18 @@ dropped_url_parameters:
   sample: ["schema"]
 """
 
-import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_history import HISTORY_QUERY, audit, local_migrations, quote_ident
+from ansible.module_utils.prisma_history import local_migrations, read_history
 from ansible.module_utils.prisma_pg import client_tools, target_connection
 from ansible.module_utils.prisma_url import redact
-from ansible.module_utils.sql_scan import scan_sql
+from ansible.module_utils.sql_scan import scan_migrations
 
 
 def _renamed(facts):
     facts["failed_migrations"] = facts.pop("failed")
     return facts
-
-
-def _destructive(project_dir, migrations_dir, pending):
-    found = []
-    for name in pending:
-        path = os.path.join(migrations_dir, name, "migration.sql")
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            found.extend(scan_sql(fh.read(), os.path.relpath(path, project_dir)))
-    return found
 
 
 def main():
@@ -214,6 +211,7 @@ def main():
         "managed": False,
         "applied": [],
         "pending": [],
+        "pending_checksums": {},
         "failed_migrations": [],
         "rolled_back": [],
         "in_progress": [],
@@ -243,44 +241,25 @@ def main():
 
     result["database"] = conn["database"]
     result["dropped_url_parameters"] = conn["dropped"]
-    table = f"{quote_ident(conn['schema'])}.{quote_ident('_prisma_migrations')}"
-    result["table"] = table
-    env = dict(conn["libpq_env"])
-    env.setdefault("PGCONNECT_TIMEOUT", str(p["connect_timeout"]))
-    env["PGAPPNAME"] = env.get("PGAPPNAME", "prisma_migration_history_info")
-
-    def query(sql):
-        argv = [psql, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1", "-c", sql]
-        rc, out, err = module.run_command(argv, environ_update=env, check_rc=False)
-        if rc != 0:
-            message = (err or out).strip().splitlines()
-            first = message[0] if message else f"exit {rc}"
-            fail(
-                f"cannot read {table} in database {conn['database']} on {conn['host']}:{conn['port']}: {first}"
-                " - check the URL, the network path and the credentials"
-            )
-        return out.strip()
-
     local = local_migrations(migrations_dir)
-    exists = query(f"SELECT to_regclass('{table.replace(chr(39), chr(39) * 2)}') IS NOT NULL")
-    if exists != "t":
+    table, managed, facts = read_history(
+        module, psql, conn, local, fail, p["connect_timeout"], app="prisma_migration_history_info"
+    )
+    result["table"] = table
+    if not managed:
         if not p["allow_unmanaged"]:
             fail(
                 f"database {conn['database']} has no table {table}: it is not managed by Prisma Migrate"
                 " - check the URL's database and schema, or set allow_unmanaged for a first deploy"
             )
-        result.update(_renamed(audit([], local)))
-        result["destructive"] = _destructive(p["project_dir"], migrations_dir, result["pending"])
+        result.update(_renamed(facts))
+        result["destructive"] = scan_migrations(p["project_dir"], migrations_dir, result["pending"])
         result["msg"] = f"{table} does not exist yet: {len(result['pending'])} local migration(s) pending"
         module.exit_json(**result)
 
-    try:
-        rows = json.loads(query(HISTORY_QUERY.format(table=table)) or "[]")
-    except ValueError:
-        fail(f"psql returned something that is not JSON while reading {table}")
     result["managed"] = True
-    result.update(_renamed(audit(rows, local)))
-    result["destructive"] = _destructive(p["project_dir"], migrations_dir, result["pending"])
+    result.update(_renamed(facts))
+    result["destructive"] = scan_migrations(p["project_dir"], migrations_dir, result["pending"])
     if result["ok"]:
         result["msg"] = f"history consistent: {len(result['applied'])} applied, {len(result['pending'])} pending"
     else:

@@ -101,7 +101,6 @@ holders:
   elements: dict
 """
 
-import hashlib
 import json
 import os
 import signal
@@ -119,6 +118,7 @@ from ansible.module_utils.prisma_pg import (
     stop_child,
     target_connection,
 )
+from ansible.module_utils.prisma_runlock import alive, read_json, renew, started_before, state_paths, write_json
 from ansible.module_utils.prisma_url import redact
 
 
@@ -144,38 +144,6 @@ def _ancestor_playbook_pid():
     return found
 
 
-def _alive(pid):
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _write_json(path, data):
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
-
-
-def _read_json(path):
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
-
-
 def _holder(psql, env, sql_lock, status_path, lease_path, lease, watch_pid):
     """Runs in the detached grandchild: hold the session until told to stop."""
     proc = subprocess.Popen(
@@ -195,15 +163,15 @@ def _holder(psql, env, sql_lock, status_path, lease_path, lease, watch_pid):
             proc.stdin.close()
             err = proc.stderr.read()
         proc.kill()
-        _write_json(status_path, {"status": "refused" if answer == "f" else "error", "error": err.strip()[:500]})
+        write_json(status_path, {"status": "refused" if answer == "f" else "error", "error": err.strip()[:500]})
         return
-    _write_json(status_path, {"status": "held", "pid": os.getpid(), "since": time.time()})
+    write_json(status_path, {"status": "held", "pid": os.getpid(), "since": time.time()})
     try:
         while True:
             time.sleep(0.5)
             if proc.poll() is not None:
                 break  # the session ended: the lock is gone with it
-            if watch_pid and not _alive(watch_pid):
+            if watch_pid and not alive(watch_pid):
                 break
             try:
                 if time.time() - os.stat(lease_path).st_mtime > lease:
@@ -212,7 +180,7 @@ def _holder(psql, env, sql_lock, status_path, lease_path, lease, watch_pid):
                 break  # lease file removed: released
     finally:
         stop_child(proc)
-        status = _read_json(status_path) or {}
+        status = read_json(status_path) or {}
         if status.get("pid") == os.getpid():
             os.unlink(status_path)
 
@@ -256,41 +224,37 @@ def main():
         result["msg"] = redact(msg, url)
         module.fail_json(**result)
 
-    tag = hashlib.sha256(p["owner"].encode()).hexdigest()[:16]
     os.makedirs(p["state_dir"], mode=0o700, exist_ok=True)
-    status_path = os.path.join(p["state_dir"], f"run-lock-{tag}.json")
-    lease_path = os.path.join(p["state_dir"], f"run-lock-{tag}.lease")
+    status_path, lease_path = state_paths(p["state_dir"], p["owner"])
 
     if p["state"] == "renewed":
-        status = _read_json(status_path) or {}
-        if not os.path.exists(lease_path) or status.get("status") != "held" or not _alive(status.get("pid")):
-            fail(
-                f"the run lock of {p['owner']} is no longer held (lease expired, or the holder's connection dropped):"
-                " stop here - another run could start; run again from the beginning"
-            )
-        os.utime(lease_path)
+        problem = renew(p["state_dir"], p["owner"])
+        if problem:
+            fail(problem)
         result["msg"] = "run lock lease renewed"
         module.exit_json(**result)
 
     if p["state"] == "released":
-        status = _read_json(status_path)
+        status = read_json(status_path)
         if os.path.exists(lease_path):
             os.unlink(lease_path)  # the holder sees it and ends its session
             result["changed"] = True
         pid = (status or {}).get("pid")
+        if not (pid and alive(pid) and started_before(pid, (status or {}).get("since", 0))):
+            pid = None  # gone already (a later process may have its pid)
+        else:
+            os.kill(pid, signal.SIGTERM)  # the holder ends its session at once instead of at its next poll
         deadline = time.time() + p["timeout"]
-        while pid and _alive(pid) and time.time() < deadline:
-            time.sleep(0.2)
-        if pid and _alive(pid):
-            os.kill(pid, signal.SIGTERM)
+        while pid and alive(pid) and time.time() < deadline:
+            time.sleep(0.05)
         result["msg"] = "run lock released" if result["changed"] else "run lock was not held"
         module.exit_json(**result)
 
     conn = target_connection(url, fail)
     psql = client_tools(module, p, ["psql"], fail)["psql"]
     if os.path.exists(status_path):
-        old = _read_json(status_path) or {}
-        if old.get("status") == "held" and _alive(old.get("pid")):
+        old = read_json(status_path) or {}
+        if old.get("status") == "held" and alive(old.get("pid")):
             fail(f"this run ({p['owner']}) already holds the lock (holder pid {old.get('pid')})")
         os.unlink(status_path)
 
@@ -307,7 +271,7 @@ def main():
     deadline = time.time() + p["timeout"]
     status = None
     while time.time() < deadline:
-        status = _read_json(status_path)
+        status = read_json(status_path)
         if status:
             break
         time.sleep(0.1)

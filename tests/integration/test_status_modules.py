@@ -15,7 +15,6 @@ FAILING_SQL = 'CREATE TABLE "audit_log" (id int);\nSELECT 1/0;\n'
 def status_task(app: PrismaApp, **extra) -> dict:
     args = {
         "project_dir": str(app.path),
-        "command": "npx --no-install prisma",
         "database_url": "{{ lookup('env', 'TEST_DATABASE_URL') }}",
         "environment": offline_env(app.path),
         **extra,
@@ -201,7 +200,7 @@ def test_bad_inputs_fail_with_one_line(tmp_path, prisma_app, database):
     expected = {
         "missing project": "does not exist or is not a directory on this host",
         "no migrations": "no migrations folder at",
-        "not found": "Prisma command 'prisma-not-installed-here' was not found on this host (exit 127)",
+        "not found": "Prisma command 'prisma-not-installed-here' was not found in ",
         "timeout": "did not finish within 1 s",
         "bad url": "scheme is 'mysql', expected postgresql://",
         "bad port": "cannot be parsed",
@@ -240,3 +239,71 @@ def test_status_runs_in_check_mode(tmp_path, prisma_app, database):
     assert run["status"]["state"] == "pending"
     assert run["status"]["changed"] is False
     assert database.query("SELECT count(*) FROM pg_tables WHERE tablename = '_prisma_migrations'") == [(0,)]
+
+
+def test_validate_runs_side_by_side_and_an_invalid_schema_fails(tmp_path, prisma_app, database):
+    run = run_tasks(tmp_path, [status_task(prisma_app, validate=True)], env={"TEST_DATABASE_URL": database.url()})
+    status = run["status"]
+    assert status["state"] == "pending"
+    assert status["validation"]["command_rc"] == 0
+    assert status["validation"]["msg"].startswith("prisma validate succeeded")
+    assert status["duration_s"] > 0
+
+    schema = prisma_app.path / "prisma" / "schema.prisma"
+    schema.write_text(schema.read_text() + "\nmodel Broken {\n  id Int @id\n  owner Nowhere\n}\n")
+    run = run_tasks(tmp_path, [status_task(prisma_app, validate=True)], env={"TEST_DATABASE_URL": database.url()})
+    status = run["status"]
+    assert status["failed"] is True
+    assert status["msg"].startswith('prisma validate failed (exit 1): Type "Nowhere" is neither a built-in type')
+    assert "(prisma/schema.prisma:" in status["msg"]
+    assert "schema is invalid" in status["msg"]
+    assert "\n" not in status["msg"]
+
+
+def deploy_task(app: PrismaApp, name: str, **extra) -> dict:
+    args = {
+        "project_dir": str(app.path),
+        "subcommand": "migrate_deploy",
+        "database_url": "{{ lookup('env', 'TEST_DATABASE_URL') }}",
+        "environment": offline_env(app.path),
+        **extra,
+    }
+    return {"name": name, "prisma_command": args, "ignore_errors": True}
+
+
+def test_deploy_refuses_what_the_gate_did_not_show(tmp_path, prisma_app, database):
+    env = {"TEST_DATABASE_URL": database.url()}
+    history = run_tasks(tmp_path, [history_task(prisma_app, allow_unmanaged=True)], env=env)["history"]
+    confirmed = history["pending_checksums"]
+    assert sorted(confirmed) == MIGRATIONS
+
+    sql = prisma_app.migrations_dir / MIGRATIONS[4] / "migration.sql"
+    original = sql.read_text()
+    sql.write_text(original + "\nDROP TABLE producers;\n")  # edited after the operator confirmed
+    prisma_app.add_migration("20240301090000_audit_log", 'CREATE TABLE "audit_log" (id int);\n')
+    locks = tmp_path / "locks"
+    run = run_tasks(
+        tmp_path,
+        [
+            deploy_task(prisma_app, "edited", expect_pending=confirmed),
+            deploy_task(prisma_app, "no lock", run_lock={"owner": "me run 1 localhost", "state_dir": str(locks)}),
+        ],
+        env=env,
+    )
+    edited = run["edited"]
+    assert edited["failed"] is True
+    assert edited["msg"].startswith("The pending migrations changed since the gate (now ")
+    assert f"edited since: {MIGRATIONS[4]}" in edited["msg"]
+    assert "20240301090000_audit_log" in edited["msg"]
+    assert edited["msg"].endswith("Nothing was migrated.")
+    assert edited["command_rc"] is None  # Prisma never ran
+    assert run["no lock"]["failed"] is True
+    assert "the run lock of me run 1 localhost is no longer held" in run["no lock"]["msg"]
+    assert database.query("SELECT to_regclass('_prisma_migrations')") == [(None,)]
+
+    sql.write_text(original)
+    prisma_app.remove_migration("20240301090000_audit_log")
+    run = run_tasks(tmp_path, [deploy_task(prisma_app, "as confirmed", expect_pending=confirmed)], env=env)
+    assert run["as confirmed"].get("failed") is not True, run["as confirmed"]["msg"]
+    assert run["as confirmed"]["deploy"]["applied"] == MIGRATIONS
+    assert_no_secret(run, database)

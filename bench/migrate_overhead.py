@@ -161,7 +161,6 @@ def playbook(db, app: PrismaApp, work: Path, run_id: str) -> dict:
     report_dir, backup_dir = work / "reports", work / "backups"
     variables = {
         "prisma_project_dir": str(app.path),
-        "prisma_command": " ".join(PRISMA_COMMAND),
         "prisma_env": offline_env(app.path),
         "backup_dir": str(backup_dir),
         "report_dir": str(report_dir),
@@ -275,19 +274,26 @@ def markdown(args, info, vers, size_mb, a_runs, b_runs, ratios, formats, jobs) -
     lines += [f"| {stage} | {med(a_runs, stage):.1f} |" for stage in A_STAGES]
     lines += [f"| **total** | **{a_total:.1f}** |", "", "## B: migrate.yml, stage by stage", "", "| stage | median s |"]
     lines += ["|---|---|"]
-    order = ["preflight", "confirm_gate", "queued", "run_lock", "backup_snapshot", "snapshot_dump", "prisma_migrate"]
-    order += [f"prisma {s}" for s in ("generate", "migrate_deploy", "validate")]
+    order = ["preflight", "prisma preflight_migrate_status", "prisma preflight_validate"]
+    order += ["confirm_gate", "queued", "run_lock", "backup_snapshot", "snapshot_dump", "prisma_migrate"]
+    order += [f"prisma {s}" for s in ("generate", "migrate_deploy", "migrate_status", "validate")]
     order += ["migration_validation", "ansible_start_and_report"]
     for stage in order:
         value = med(b_runs, stage)
         if value is not None:
             indent = "&nbsp;&nbsp;" if stage.startswith("prisma ") or stage == "snapshot_dump" else ""
+            stage = stage.replace("prisma preflight_", "prisma ")
             lines.append(f"| {indent}{stage} | {value:.1f} |")
     lines += [f"| **total** | **{b_total:.1f}** |", ""]
     lines += [
         "`snapshot_dump` is pg_dump alone inside `backup_snapshot` (which also verifies and hashes the file);"
-        " the `prisma` rows are inside `prisma_migrate`; `ansible_start_and_report` is everything outside the"
-        " stages: ansible-playbook start, the version check, the report.",
+        " the `prisma` rows are inside the stage above them (the preflight's migrate status and validate run side"
+        " by side, so they overlap); `ansible_start_and_report` is everything outside the stages:"
+        " ansible-playbook start, the version check, the report.",
+        "",
+        f"A types `{' '.join(PRISMA_COMMAND)} …` as an operator would; B uses the roles' default"
+        " `prisma_command: prisma`, the checkout's own `node_modules/.bin/prisma` (the same CLI, without npx's"
+        " start-up).",
         "",
         "## Ratio and memory",
         "",

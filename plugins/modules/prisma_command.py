@@ -64,17 +64,6 @@ options:
         M(prisma_run_lock)). Right before the deploy its lease is renewed; the module refuses, changing
         nothing, when the lock is no longer held.
     type: dict
-  wait:
-    description:
-      - For C(generate) - C(false) starts it in a detached process and returns at once with I(job), the file its
-        outcome will be written to, so that it runs while something else does (migrate.yml - the snapshot).
-    type: bool
-    default: true
-  generate_job:
-    description:
-      - For C(migrate_deploy), the I(job) of a C(generate) started with I(wait=false). The deploy first waits for
-        its outcome and refuses, changing nothing, unless it succeeded. Its outcome is returned as I(generate).
-    type: path
   psql:
     description: The psql program, for I(expect_pending).
     type: str
@@ -133,14 +122,6 @@ cmd:
   returned: always
   type: list
   elements: str
-job:
-  description: For C(generate) with I(wait=false), the file its outcome will be written to (give it to the deploy).
-  returned: when started in the background
-  type: str
-generate:
-  description: For C(migrate_deploy) with I(generate_job), the background generate's outcome (C(command_rc), C(msg), C(duration_s) ...).
-  returned: when generate_job is given
-  type: dict
 deploy:
   description: For C(migrate_deploy), the parsed output - result, applied, failed_migration, error_code, database_error ...
   returned: always
@@ -149,10 +130,7 @@ deploy:
 
 import contextlib
 import fcntl
-import json
 import os
-import shutil
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -202,23 +180,6 @@ def checkout_lock(project_dir, wanted, timeout):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def wait_for_generate(path, timeout, refuse) -> dict:
-    """The outcome of a generate started with wait=false (its file is removed once read)."""
-    deadline = time.monotonic() + (timeout or 3600) + 30  # the generate stops itself at timeout
-    while not os.path.exists(path):
-        if not os.path.isdir(os.path.dirname(path)):
-            refuse(f"prisma generate's outcome {path} is gone: was it started on this host by this run?")
-        if time.monotonic() > deadline:
-            refuse(f"prisma generate, started in the background, did not report within {timeout} s ({path}).")
-        time.sleep(0.1)
-    with open(path) as fh:
-        outcome = json.load(fh)
-    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
-    if not outcome.get("ok"):
-        refuse(f"{outcome.get('msg')} (it ran while the snapshot was taken).")
-    return outcome
-
-
 def last_checks(module, p, migrations_dir, secret, result):
     """What must still hold the moment before the deploy: this run's lock, and
     the pending migrations the operator confirmed (names and contents)."""
@@ -227,8 +188,6 @@ def last_checks(module, p, migrations_dir, secret, result):
         result["msg"] = redact(msg, secret) + " Nothing was migrated."
         module.fail_json(**result)
 
-    if p["generate_job"]:
-        result["generate"] = wait_for_generate(p["generate_job"], p["timeout"], refuse)
     lock = p["run_lock"]
     if lock:
         if not lock.get("owner") or not lock.get("state_dir"):
@@ -270,8 +229,6 @@ def main():
             "expect_pending": {"type": "dict"},
             "run_lock": {"type": "dict"},
             "psql": {"type": "str", "default": "psql"},
-            "wait": {"type": "bool", "default": True},
-            "generate_job": {"type": "path"},
             "timeout": {"type": "int", "default": 3600},
         },
         supports_check_mode=True,
@@ -300,98 +257,63 @@ def main():
     if options:
         env["PGOPTIONS"] = " ".join(filter(None, [env.get("PGOPTIONS", ""), *options]))
 
-    label = "prisma " + " ".join(ARGS[sub])
     try:
         migrations_dir = check_project(p["project_dir"], p["schema"])
-        if sub == "generate" and not p["wait"]:
-            start_in_background(module, lambda: run_command(module, p, env, secret, label), result)
         if sub == "migrate_deploy":
             last_checks(module, p, migrations_dir, secret, result)
-        outcome = run_command(module, p, env, secret, label)
+        args = ARGS[sub] + (["--schema", p["schema"]] if p["schema"] else [])
+        waited = time.monotonic()
+        with checkout_lock(p["project_dir"], sub == "generate", p["timeout"]):
+            start = time.monotonic()
+            rc, out, err, argv = run_prisma(
+                module,
+                command=p["command"],
+                args=args,
+                project_dir=p["project_dir"],
+                environment=env,
+                database_url=p["database_url"],
+                timeout=p["timeout"],
+            )
+        result["lock_wait_s"] = round(start - waited, 3)
     except PrismaCliError as exc:
         result["msg"] = str(exc)
         module.fail_json(**result)
-    ok = outcome.pop("ok")
-    result.update(outcome)
-    if sub != "migrate_deploy" or result["command_rc"] == RC_TIMEOUT:
-        result["changed"] = sub == "generate"
-        (module.exit_json if ok else module.fail_json)(**result)
-
-    rc = result["command_rc"]
-    deploy = parse_migrate_deploy(result["stdout"] + "\n" + result["stderr"], rc)
-    result["deploy"] = deploy
-    result["changed"] = bool(deploy["applied"]) or deploy["result"] == "failed"
-    if deploy["database_created"]:
-        result["msg"] = (
-            f"{label} CREATED database {deploy['database']}: the URL points at a database that did not exist"
-            " - check the database name in DATABASE_URL; drop the new empty database once understood"
-        )
-        module.fail_json(**result)
-    if rc != 0 or deploy["result"] in ("failed", "error"):
-        result["msg"] = f"{label} failed: {deploy['summary']}"
-        module.fail_json(**result)
-    result["msg"] = f"{label}: {deploy['summary']} in {result['duration_s']} s"
-    module.exit_json(**result)
-
-
-def run_command(module, p, env, secret, label) -> dict:
-    """Run the subcommand (generate under the checkout lock); its outcome, password removed."""
-    args = ARGS[p["subcommand"]] + (["--schema", p["schema"]] if p["schema"] else [])
-    waited = time.monotonic()
-    with checkout_lock(p["project_dir"], p["subcommand"] == "generate", p["timeout"]):
-        start = time.monotonic()
-        rc, out, err, argv = run_prisma(
-            module,
-            command=p["command"],
-            args=args,
-            project_dir=p["project_dir"],
-            environment=env,
-            database_url=p["database_url"],
-            timeout=p["timeout"],
-        )
-    outcome = {
-        "command_rc": rc,
-        "stdout": redact(out, secret),
-        "stderr": redact(err, secret),
-        "cmd": argv,
-        "duration_s": round(time.monotonic() - start, 3),
-        "lock_wait_s": round(start - waited, 3),
-        "ok": rc == 0,
-    }
+    result.update(
+        command_rc=rc,
+        stdout=redact(out, secret),
+        stderr=redact(err, secret),
+        cmd=argv,
+        duration_s=round(time.monotonic() - start, 3),
+    )
+    label = "prisma " + " ".join(ARGS[sub])
     if rc == RC_TIMEOUT and p["timeout"]:
-        outcome["msg"] = f"{label} did not finish within {p['timeout']} s and was stopped"
-    elif rc != 0:
-        outcome["msg"] = f"{label} failed (exit {rc}): {first_error_line(outcome['stdout'], outcome['stderr'], rc)}"
-    else:
-        outcome["msg"] = f"{label} succeeded in {outcome['duration_s']} s"
-    return outcome
+        result["msg"] = f"{label} did not finish within {p['timeout']} s and was stopped"
+        module.fail_json(**result)
 
+    if sub == "migrate_deploy":
+        deploy = parse_migrate_deploy(out + "\n" + err, rc)
+        for key in ("error_message", "summary", "database_error"):
+            if deploy.get(key):
+                deploy[key] = redact(deploy[key], secret)
+        result["deploy"] = deploy
+        result["changed"] = bool(deploy["applied"]) or deploy["result"] == "failed"
+        if deploy["database_created"]:
+            result["msg"] = (
+                f"{label} CREATED database {deploy['database']}: the URL points at a database that did not exist"
+                " - check the database name in DATABASE_URL; drop the new empty database once understood"
+            )
+            module.fail_json(**result)
+        if rc != 0 or deploy["result"] in ("failed", "error"):
+            result["msg"] = f"{label} failed: {deploy['summary']}"
+            module.fail_json(**result)
+        result["msg"] = f"{label}: {deploy['summary']} in {result['duration_s']} s"
+        module.exit_json(**result)
 
-def start_in_background(module, run, result):
-    """Start ``run`` in a detached process and exit the module at once with the
-    path where its outcome will be (a private folder; written whole, by rename)."""
-    folder = tempfile.mkdtemp(prefix="prisma-generate-")
-    path = os.path.join(folder, "outcome.json")
-    child = os.fork()
-    if child == 0:
-        os.setsid()
-        if os.fork() > 0:
-            os._exit(0)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        try:
-            try:
-                outcome = run()
-            except BaseException as exc:  # noqa: BLE001 (reported to the waiting deploy, never lost)
-                outcome = {"ok": False, "command_rc": None, "msg": f"prisma generate could not run: {exc}"}
-            with open(path + ".tmp", "w") as fh:
-                json.dump(outcome, fh)
-            os.replace(path + ".tmp", path)
-        finally:
-            os._exit(0)
-    os.waitpid(child, 0)
-    result.update(changed=True, job=path, msg=f"prisma generate started in the background; its outcome: {path}")
+    result["changed"] = sub == "generate"
+    if rc != 0:
+        result["msg"] = f"{label} failed (exit {rc}): {first_error_line(result['stdout'], result['stderr'], rc)}"
+        module.fail_json(**result)
+    result["msg"] = f"{label} succeeded in {result['duration_s']} s"
     module.exit_json(**result)
 
 

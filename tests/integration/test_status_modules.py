@@ -4,7 +4,6 @@ throwaway cluster, in every state this machine can reach (issue #3)."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from ansible_run import run_tasks
@@ -308,38 +307,3 @@ def test_deploy_refuses_what_the_gate_did_not_show(tmp_path, prisma_app, databas
     assert run["as confirmed"].get("failed") is not True, run["as confirmed"]["msg"]
     assert run["as confirmed"]["deploy"]["applied"] == MIGRATIONS
     assert_no_secret(run, database)
-
-
-def test_deploy_waits_for_a_generate_started_in_the_background(tmp_path, prisma_app, database):
-    env = {"TEST_DATABASE_URL": database.url()}
-    generate = {
-        "name": "generate",
-        "prisma_command": {
-            "project_dir": str(prisma_app.path),
-            "subcommand": "generate",
-            "wait": False,
-            "environment": offline_env(prisma_app.path),
-        },
-        "register": "started",
-    }
-    waiting = deploy_task(prisma_app, "deploy", generate_job="{{ started.job }}")
-    schema = prisma_app.path / "prisma" / "schema.prisma"
-    original = schema.read_text()
-    schema.write_text(original + "\nmodel Broken {\n  id Int @id\n  owner Nowhere\n}\n")
-    run = run_tasks(tmp_path, [generate, waiting], env=env)
-    assert run["generate"]["changed"] is True
-    assert run["generate"]["msg"].startswith("prisma generate started in the background")
-    refused = run["deploy"]
-    assert refused["failed"] is True
-    assert refused["msg"].startswith('prisma generate failed (exit 1): Type "Nowhere"')
-    assert refused["msg"].endswith("(it ran while the snapshot was taken). Nothing was migrated.")
-    assert refused["command_rc"] is None  # migrate deploy never ran
-    assert database.query("SELECT to_regclass('_prisma_migrations')") == [(None,)]
-    assert not Path(run["generate"]["job"]).parent.exists()  # read once, then removed
-
-    schema.write_text(original)
-    run = run_tasks(tmp_path, [generate, waiting], env=env)
-    assert run["deploy"].get("failed") is not True, run["deploy"]["msg"]
-    assert run["deploy"]["generate"]["command_rc"] == 0
-    assert run["deploy"]["generate"]["duration_s"] > 0
-    assert run["deploy"]["deploy"]["applied"] == MIGRATIONS

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playbook_target import PHRASE, ROOT, SAMPLE
-from prismaapp import PrismaApp, offline_env
+from playbook_target import PHRASE, ROOT, SAMPLE, applied_migrations, deployment_variables
+from prismaapp import PrismaApp
 
 
 def env_name(host: str) -> str:
@@ -74,10 +74,7 @@ class Fleet:
                             "ansible_connection": "local",
                             "ansible_python_interpreter": sys.executable,
                             "database_url": url,
-                            "prisma_project_dir": str(self.app.path),
-                            "prisma_env": offline_env(self.app.path),
-                            "backup_dir": str(self.backup_dir),
-                            "report_dir": str(self.report_dir),
+                            **deployment_variables(self.app, self.tmp),
                             **(extra or {}),
                         },
                     }
@@ -89,11 +86,7 @@ class Fleet:
         return path
 
     def applied(self, host: str) -> list[str]:
-        rows = self.databases[host].query(
-            "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
-            " ORDER BY migration_name"
-        )
-        return [r[0] for r in rows]
+        return applied_migrations(self.databases[host])
 
     def digest(self, host: str) -> str:
         """An md5 of every row of every table of the tenant's schema."""

@@ -37,6 +37,25 @@ class Run:
         return self.reports[-1]
 
 
+def applied_migrations(db) -> list[str]:
+    """The migrations recorded as applied in the database, by name."""
+    rows = db.query(
+        "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
+        " ORDER BY migration_name"
+    )
+    return [r[0] for r in rows]
+
+
+def deployment_variables(app: PrismaApp, tmp: Path) -> dict:
+    """What an inventory sets for a target: the checkout, Prisma's offline engine, snapshot and report folders."""
+    return {
+        "prisma_project_dir": str(app.path),
+        "prisma_env": offline_env(app.path),
+        "backup_dir": str(tmp / "backups"),
+        "report_dir": str(tmp / "reports"),
+    }
+
+
 @dataclass
 class Target:
     db: object
@@ -52,11 +71,7 @@ class Target:
         return self.tmp / "reports"
 
     def applied(self) -> list[str]:
-        rows = self.db.query(
-            "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
-            " ORDER BY migration_name"
-        )
-        return [r[0] for r in rows]
+        return applied_migrations(self.db)
 
     def snapshots(self) -> list[Path]:
         return sorted(self.backup_dir.glob("*.dump")) if self.backup_dir.exists() else []
@@ -74,13 +89,7 @@ class Target:
 
     def variables(self, extra: dict | None = None) -> dict:
         """The inventory variables a real deployment would set for this target."""
-        return {
-            "prisma_project_dir": str(self.app.path),
-            "prisma_env": offline_env(self.app.path),
-            "backup_dir": str(self.backup_dir),
-            "report_dir": str(self.report_dir),
-            **(extra or {}),
-        }
+        return {**deployment_variables(self.app, self.tmp), **(extra or {})}
 
     def command(
         self, extra: dict | None = None, url: str | None = None, check: bool = False, playbook: str = "migrate.yml"

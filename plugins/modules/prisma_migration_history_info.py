@@ -246,21 +246,17 @@ def main():
         module, psql, conn, local, fail, p["connect_timeout"], app="prisma_migration_history_info"
     )
     result["table"] = table
-    if not managed:
-        if not p["allow_unmanaged"]:
-            fail(
-                f"database {conn['database']} has no table {table}: it is not managed by Prisma Migrate"
-                " - check the URL's database and schema, or set allow_unmanaged for a first deploy"
-            )
-        result.update(_renamed(facts))
-        result["destructive"] = scan_migrations(p["project_dir"], migrations_dir, result["pending"])
-        result["msg"] = f"{table} does not exist yet: {len(result['pending'])} local migration(s) pending"
-        module.exit_json(**result)
-
-    result["managed"] = True
+    if not managed and not p["allow_unmanaged"]:
+        fail(
+            f"database {conn['database']} has no table {table}: it is not managed by Prisma Migrate"
+            " - check the URL's database and schema, or set allow_unmanaged for a first deploy"
+        )
+    result["managed"] = managed
     result.update(_renamed(facts))
     result["destructive"] = scan_migrations(p["project_dir"], migrations_dir, result["pending"])
-    if result["ok"]:
+    if not managed:
+        result["msg"] = f"{table} does not exist yet: {len(result['pending'])} local migration(s) pending"
+    elif result["ok"]:
         result["msg"] = f"history consistent: {len(result['applied'])} applied, {len(result['pending'])} pending"
     else:
         result["msg"] = "; ".join(result["problems"])

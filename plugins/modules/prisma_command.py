@@ -30,7 +30,7 @@ options:
     choices: [generate, migrate_deploy, validate]
   command:
     description:
-      - The Prisma command prefix, found as in M(prisma_migrate_info): the default C(prisma) is the
+      - The Prisma command prefix, found as in M(prisma_migrate_info). The default C(prisma) is the
         checkout's C(node_modules/.bin/prisma); C(pnpm exec prisma) or C(npx --no-install prisma) also work.
     type: str
     default: prisma

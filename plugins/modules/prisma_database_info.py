@@ -32,7 +32,7 @@ options:
   row_estimates:
     description:
       - List every table of the schema with the planner's row estimate (C(pg_class.reltuples), 0 when never
-        analyzed) instead of counting: instant on any size. Ignored with I(row_counts).
+        analyzed) instead of counting, instant on any size. Ignored with I(row_counts).
     type: bool
     default: false
   backup_dir:

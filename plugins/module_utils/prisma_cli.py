@@ -153,6 +153,18 @@ class SideBySide:
             stderr=self._err,
         )
 
+    def stop(self):
+        """Stop it (coreutils timeout passes the signal on to Prisma) and wait for it."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for handle in (self._out, self._err):
+            handle.close()
+
     def collect(self):
         """Wait for it; return (rc, stdout, stderr, seconds)."""
         rc = self._proc.wait()
@@ -163,3 +175,74 @@ class SideBySide:
             texts.append(handle.read().decode("utf-8", errors="replace"))
             handle.close()
         return rc, texts[0], texts[1], seconds
+
+
+class StatusRun:
+    """``prisma migrate status``, and with validate ``prisma validate``, started
+    side by side now and read later: a module reads the database meanwhile, so
+    its own work hides behind Node's start-up."""
+
+    def __init__(self, module, *, command, project_dir, schema=None, environment=None, database_url=None,
+                 timeout=None, validate=False):  # fmt: skip
+        common = {
+            "command": command,
+            "project_dir": project_dir,
+            "environment": environment,
+            "database_url": database_url,
+            "timeout": timeout,
+        }
+        extra = ["--schema", schema] if schema else []
+        self.timeout = timeout
+        self.validation = SideBySide(module, args=["validate", *extra], **common) if validate else None
+        try:
+            self.status = SideBySide(module, args=["migrate", "status", *extra], **common)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        for run in (self.validation, getattr(self, "status", None)):
+            if run:
+                run.stop()
+
+    def collect(self, parse, redact):
+        """Wait for both; return (facts, problem). facts holds what prisma_migrate_info
+        returns (the parser's fields with failed as failed_migrations, command_rc,
+        stdout, stderr, cmd, duration_s, validation); problem is the one-line
+        reason to fail, or None. parse is parse_migrate_status; redact removes
+        the password from a text."""
+        rc, out, err, seconds = self.status.collect()
+        facts = {"command_rc": rc, "stdout": redact(out), "stderr": redact(err), "cmd": self.status.argv}
+        facts.update(duration_s=seconds, validation={})
+        facts.update(parse(out + "\n" + err, rc))
+        facts["failed_migrations"] = facts.pop("failed")
+        for key in ("error_message", "summary"):
+            facts[key] = redact(facts[key]) if facts[key] else facts[key]
+        problem = None
+        if self.validation:
+            v_rc, v_out, v_err, v_seconds = self.validation.collect()
+            v_out, v_err = redact(v_out), redact(v_err)
+            facts["validation"] = {
+                "command_rc": v_rc,
+                "duration_s": v_seconds,
+                "stdout": v_out,
+                "stderr": v_err,
+                "cmd": self.validation.argv,
+                "msg": f"prisma validate succeeded in {v_seconds} s"
+                if v_rc == 0
+                else f"prisma validate failed (exit {v_rc}): {first_error_line(v_out, v_err, v_rc)}",
+            }
+            if v_rc != 0:
+                problem = (
+                    f"{facts['validation']['msg']} - the release's Prisma schema is invalid: fix it (or deploy the"
+                    " right release) before migrating"
+                )
+        if problem is None and rc == RC_TIMEOUT and self.timeout:
+            problem = (
+                f"prisma migrate status did not finish within {self.timeout} s: check that the database is reachable"
+                " from this host (firewall, DNS) or raise the timeout"
+            )
+        elif problem is None and rc == RC_NOT_FOUND:
+            first = next((ln.strip() for ln in facts["stderr"].splitlines() if ln.strip()), "no output")
+            problem = f"the Prisma command failed with exit 127 (not found): {first[:200]}"
+        return facts, problem

@@ -32,6 +32,22 @@ import re
 STATES = ("up_to_date", "pending", "failed", "diverged", "not_managed", "error")
 DEPLOY_RESULTS = ("applied", "nothing_pending", "failed", "error")
 
+# What the operator does next, per state (the modules' msg).
+NEXT_STEP = {
+    "up_to_date": "nothing to do",
+    "pending": "apply them with playbooks/migrate.yml",
+    "failed": (
+        "the database holds a failed migration: restore the pre-migration snapshot with playbooks/rollback.yml,"
+        " or fix the database by hand and mark the migration with 'prisma migrate resolve'"
+    ),
+    "diverged": (
+        "the app checkout does not match the database: deploy the app version whose prisma/migrations"
+        " matches production before migrating"
+    ),
+    "not_managed": "this database has no Prisma migration history: baseline it before using migrate deploy",
+    "error": "check the URL, the network path to the database and the credentials, then run again",
+}
+
 # --- cleaning ----------------------------------------------------------------
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")

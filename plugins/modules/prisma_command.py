@@ -52,6 +52,13 @@ options:
     description: PostgreSQL C(statement_timeout) for the session; empty for the server default.
     type: str
     default: ""
+  generate_first:
+    description:
+      - For C(migrate_deploy), run C(prisma generate) first, in the same module run (one module start-up
+        less). A failing generate stops the module before the deploy starts, so nothing is migrated; its
+        output comes back in I(generate).
+    type: bool
+    default: false
   expect_pending:
     description:
       - For C(migrate_deploy), the migrations the operator confirmed, name to SHA-256 of C(migration.sql)
@@ -83,10 +90,11 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Apply pending migrations
+- name: Generate the client, then apply the pending migrations
   prisma_command:
     project_dir: /srv/app
     subcommand: migrate_deploy
+    generate_first: true
     database_url: "{{ database_url }}"
     lock_timeout: 5s
     expect_pending: "{{ plan.pending_checksums }}"
@@ -123,8 +131,14 @@ cmd:
   type: list
   elements: str
 deploy:
-  description: For C(migrate_deploy), the parsed output - result, applied, failed_migration, error_code, database_error ...
+  description:
+    - For C(migrate_deploy), the parsed output - result, applied, failed_migration, error_code, database_error ...
+    - Empty when the deploy did not start (a failed I(generate_first), or a last check that refused).
   returned: always
+  type: dict
+generate:
+  description: With I(generate_first), what C(prisma generate) did - C(command_rc), C(stdout), C(stderr), C(cmd), C(duration_s), C(lock_wait_s), C(msg).
+  returned: with generate_first
   type: dict
 """
 
@@ -185,6 +199,7 @@ def last_checks(module, p, migrations_dir, secret, result):
     the pending migrations the operator confirmed (names and contents)."""
 
     def refuse(msg):
+        result["deploy"] = {}  # it never started
         result["msg"] = redact(msg, secret) + " Nothing was migrated."
         module.fail_json(**result)
 
@@ -215,6 +230,44 @@ def last_checks(module, p, migrations_dir, secret, result):
         )
 
 
+def run(module, p, sub, env, secret):
+    """Run one subcommand (generate under the checkout lock). Returns its result fields
+    (command_rc, stdout, stderr, cmd, duration_s, lock_wait_s) and its raw output."""
+    args = ARGS[sub] + (["--schema", p["schema"]] if p["schema"] else [])
+    waited = time.monotonic()
+    with checkout_lock(p["project_dir"], sub == "generate", p["timeout"]):
+        start = time.monotonic()
+        rc, out, err, argv = run_prisma(
+            module,
+            command=p["command"],
+            args=args,
+            project_dir=p["project_dir"],
+            environment=env,
+            database_url=p["database_url"],
+            timeout=p["timeout"],
+        )
+    fields = {
+        "command_rc": rc,
+        "stdout": redact(out, secret),
+        "stderr": redact(err, secret),
+        "cmd": argv,
+        "duration_s": round(time.monotonic() - start, 3),
+        "lock_wait_s": round(start - waited, 3),
+    }
+    return fields, out, err
+
+
+def outcome(p, sub, fields):
+    """The failure message of a finished generate or validate, or None."""
+    label = "prisma " + " ".join(ARGS[sub])
+    rc = fields["command_rc"]
+    if rc == RC_TIMEOUT and p["timeout"]:
+        return f"{label} did not finish within {p['timeout']} s and was stopped"
+    if rc != 0:
+        return f"{label} failed (exit {rc}): {first_error_line(fields['stdout'], fields['stderr'], rc)}"
+    return None
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -226,6 +279,7 @@ def main():
             "environment": {"type": "dict", "default": {}},
             "lock_timeout": {"type": "str", "default": ""},
             "statement_timeout": {"type": "str", "default": ""},
+            "generate_first": {"type": "bool", "default": False},
             "expect_pending": {"type": "dict"},
             "run_lock": {"type": "dict"},
             "psql": {"type": "str", "default": "psql"},
@@ -257,46 +311,40 @@ def main():
     if options:
         env["PGOPTIONS"] = " ".join(filter(None, [env.get("PGOPTIONS", ""), *options]))
 
+    if p["generate_first"] and sub != "migrate_deploy":
+        module.fail_json(msg=f"generate_first goes with subcommand migrate_deploy, not {sub}", **result)
     try:
         migrations_dir = check_project(p["project_dir"], p["schema"])
+        if p["generate_first"]:
+            generated, _out, _err = run(module, p, "generate", env, secret)
+            problem = outcome(p, "generate", generated)
+            generated["msg"] = problem or f"prisma generate succeeded in {generated['duration_s']} s"
+            result["generate"] = generated
+            if problem:
+                result["deploy"] = {}  # it never started
+                result["msg"] = f"{problem}. Nothing was migrated."
+                module.fail_json(**result)
         if sub == "migrate_deploy":
             last_checks(module, p, migrations_dir, secret, result)
-        args = ARGS[sub] + (["--schema", p["schema"]] if p["schema"] else [])
-        waited = time.monotonic()
-        with checkout_lock(p["project_dir"], sub == "generate", p["timeout"]):
-            start = time.monotonic()
-            rc, out, err, argv = run_prisma(
-                module,
-                command=p["command"],
-                args=args,
-                project_dir=p["project_dir"],
-                environment=env,
-                database_url=p["database_url"],
-                timeout=p["timeout"],
-            )
-        result["lock_wait_s"] = round(start - waited, 3)
+        fields, out, err = run(module, p, sub, env, secret)
     except PrismaCliError as exc:
         result["msg"] = str(exc)
         module.fail_json(**result)
-    result.update(
-        command_rc=rc,
-        stdout=redact(out, secret),
-        stderr=redact(err, secret),
-        cmd=argv,
-        duration_s=round(time.monotonic() - start, 3),
-    )
+    result.update(fields)
+    rc = fields["command_rc"]
     label = "prisma " + " ".join(ARGS[sub])
-    if rc == RC_TIMEOUT and p["timeout"]:
-        result["msg"] = f"{label} did not finish within {p['timeout']} s and was stopped"
-        module.fail_json(**result)
+    result["changed"] = sub == "generate" or "generate" in result
 
     if sub == "migrate_deploy":
+        if rc == RC_TIMEOUT and p["timeout"]:
+            result["msg"] = outcome(p, sub, fields)
+            module.fail_json(**result)
         deploy = parse_migrate_deploy(out + "\n" + err, rc)
         for key in ("error_message", "summary", "database_error"):
             if deploy.get(key):
                 deploy[key] = redact(deploy[key], secret)
         result["deploy"] = deploy
-        result["changed"] = bool(deploy["applied"]) or deploy["result"] == "failed"
+        result["changed"] = result["changed"] or bool(deploy["applied"]) or deploy["result"] == "failed"
         if deploy["database_created"]:
             result["msg"] = (
                 f"{label} CREATED database {deploy['database']}: the URL points at a database that did not exist"
@@ -309,9 +357,9 @@ def main():
         result["msg"] = f"{label}: {deploy['summary']} in {result['duration_s']} s"
         module.exit_json(**result)
 
-    result["changed"] = sub == "generate"
-    if rc != 0:
-        result["msg"] = f"{label} failed (exit {rc}): {first_error_line(result['stdout'], result['stderr'], rc)}"
+    problem = outcome(p, sub, fields)
+    if problem:
+        result["msg"] = problem
         module.fail_json(**result)
     result["msg"] = f"{label} succeeded in {result['duration_s']} s"
     module.exit_json(**result)

@@ -50,6 +50,31 @@ options:
       - An app checkout (C(package.json), C(prisma/migrations)). When given, the database's C(_prisma_migrations)
         is audited against its migration files, as M(prisma_migration_history_info) does, in the same module run.
     type: path
+  migrate_status:
+    description:
+      - Also run C(prisma migrate status) in I(project_dir) (its default schema, C(prisma/schema.prisma) or what
+        C(package.json) or C(prisma.config.ts) name), and with C(validate) C(prisma validate), side by side
+        with the reads (they start first, so the reads hide behind Node's start-up). Their facts come back in
+        I(migrate_status), as M(prisma_migrate_info) returns them; the module fails as that module does (an invalid
+        schema, a timeout, a Prisma command not found), but never on the state itself.
+    type: dict
+    suboptions:
+      command:
+        description: The Prisma command prefix, found as in M(prisma_migrate_info).
+        type: str
+        default: prisma
+      environment:
+        description: Variables added to the Prisma commands' environment (never C(DATABASE_URL)).
+        type: dict
+        default: {}
+      validate:
+        description: Also run C(prisma validate).
+        type: bool
+        default: false
+      timeout:
+        description: Seconds after which each Prisma command is stopped and the module fails. C(0) means no limit.
+        type: int
+        default: 120
   psql:
     description: The C(psql) client.
     type: str
@@ -81,6 +106,14 @@ EXAMPLES = r"""
     database_url: "{{ database_url }}"
     row_counts: true
     backup_dir: /var/backups/prisma
+  register: __target
+
+- name: Read it, audit its history and run prisma migrate status and validate, side by side
+  prisma_database_info:
+    database_url: "{{ database_url }}"
+    project_dir: /srv/app
+    migrate_status:
+      validate: true
   register: __target
 """
 
@@ -175,6 +208,12 @@ history:
       C(missing_locally), C(local) and C(destructive), as M(prisma_migration_history_info) returns them.
   returned: when project_dir is given
   type: dict
+migrate_status:
+  description:
+    - With I(migrate_status), what M(prisma_migrate_info) returns - C(state), C(pending), C(failed_migrations),
+      C(summary), C(msg), C(command_rc), C(stdout), C(stderr), C(cmd), C(duration_s), C(validation) ...
+  returned: when migrate_status is given
+  type: dict
 """
 
 import os
@@ -182,7 +221,7 @@ import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_cli import PrismaCliError, check_project
+from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project
 from ansible.module_utils.prisma_history import local_migrations, read_history
 from ansible.module_utils.prisma_pg import (
     PRISMA_ADVISORY_LOCK,
@@ -197,6 +236,7 @@ from ansible.module_utils.prisma_pg import (
     row_counts_sql,
     target_connection,
 )
+from ansible.module_utils.prisma_status import NEXT_STEP, parse_migrate_status
 from ansible.module_utils.prisma_url import redact
 from ansible.module_utils.sql_scan import scan_migrations
 
@@ -237,21 +277,48 @@ def main():
             "backup_dir": {"type": "path"},
             "checks": {"type": "list", "elements": "dict", "default": []},
             "project_dir": {"type": "path"},
+            "migrate_status": {
+                "type": "dict",
+                "options": {
+                    "command": {"type": "str", "default": "prisma"},
+                    "environment": {"type": "dict", "default": {}},
+                    "validate": {"type": "bool", "default": False},
+                    "timeout": {"type": "int", "default": 120},
+                },
+            },
             "psql": {"type": "str", "default": "psql"},
             "pg_dump": {"type": "str", "default": "pg_dump"},
             "connect_timeout": {"type": "int", "default": 10},
         },
+        required_by={"migrate_status": "project_dir"},
         supports_check_mode=True,
     )
     p = module.params
     result = {"changed": False}
     url = p["database_url"] or os.environ.get("DATABASE_URL")
+    prisma = None  # the Prisma commands running side by side, stopped on any failure
 
     def fail(msg):
+        if prisma:
+            prisma.stop()
         result["msg"] = redact(msg, url)
         module.fail_json(**result)
 
     conn = target_connection(url, fail)
+    migrations_dir = None
+    if p["project_dir"]:
+        try:
+            migrations_dir = check_project(p["project_dir"])
+        except PrismaCliError as exc:
+            fail(str(exc))
+    status = p["migrate_status"]
+    if status:
+        if "DATABASE_URL" in status["environment"]:
+            fail("migrate_status.environment must not carry DATABASE_URL (it is not secret there): pass database_url")
+        try:
+            prisma = StatusRun(module, project_dir=p["project_dir"], database_url=p["database_url"], **status)
+        except PrismaCliError as exc:
+            fail(str(exc))
     result.update(
         database=conn["database"],
         host=conn["host"],
@@ -339,11 +406,7 @@ SELECT json_build_object(
              "expect": str(check["expect"]), "error": error}
         )  # fmt: skip
 
-    if p["project_dir"]:
-        try:
-            migrations_dir = check_project(p["project_dir"])
-        except PrismaCliError as exc:
-            fail(str(exc))
+    if migrations_dir:
         _table, _managed, history = read_history(
             module, psql, conn, local_migrations(migrations_dir), fail, p["connect_timeout"], app="prisma-history"
         )
@@ -366,6 +429,13 @@ SELECT json_build_object(
         f"database {conn['database']} on {conn['host']}:{conn['port']} answers"
         f" (PostgreSQL {result['server_major']}, {result['size_bytes']} bytes)"
     )
+    if prisma:
+        facts, problem = prisma.collect(parse_migrate_status, lambda text: redact(text, url))
+        prisma = None
+        facts["msg"] = problem or f"{facts['summary']}; next: {NEXT_STEP[facts['state']]}"
+        result["migrate_status"] = facts
+        if problem:
+            fail(problem)
     module.exit_json(**result)
 
 

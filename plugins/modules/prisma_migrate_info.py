@@ -209,35 +209,11 @@ cmd:
 """
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_cli import (
-    RC_NOT_FOUND,
-    RC_TIMEOUT,
-    PrismaCliError,
-    SideBySide,
-    check_project,
-    first_error_line,
-    run_prisma,
-)
-from ansible.module_utils.prisma_status import STATES, parse_migrate_status
+from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project
+from ansible.module_utils.prisma_status import NEXT_STEP, STATES, parse_migrate_status
 from ansible.module_utils.prisma_url import redact
-
-NEXT_STEP = {
-    "up_to_date": "nothing to do",
-    "pending": "apply them with playbooks/migrate.yml",
-    "failed": (
-        "the database holds a failed migration: restore the pre-migration snapshot with playbooks/rollback.yml,"
-        " or fix the database by hand and mark the migration with 'prisma migrate resolve'"
-    ),
-    "diverged": (
-        "the app checkout does not match the database: deploy the app version whose prisma/migrations"
-        " matches production before migrating"
-    ),
-    "not_managed": "this database has no Prisma migration history: baseline it before using migrate deploy",
-    "error": "check the URL, the network path to the database and the credentials, then run again",
-}
 
 
 def main():
@@ -265,60 +241,26 @@ def main():
         )
     secret = p["database_url"] or os.environ.get("DATABASE_URL")
 
-    schema = ["--schema", p["schema"]] if p["schema"] else []
-    common = {
-        "command": p["command"],
-        "project_dir": p["project_dir"],
-        "environment": p["environment"],
-        "database_url": p["database_url"],
-        "timeout": p["timeout"],
-    }
     try:
         check_project(p["project_dir"], p["schema"])
-        validation = SideBySide(module, args=["validate", *schema], **common) if p["validate"] else None
-        start = time.monotonic()
-        rc, out, err, argv = run_prisma(module, args=["migrate", "status", *schema], **common)
+        run = StatusRun(
+            module,
+            command=p["command"],
+            project_dir=p["project_dir"],
+            schema=p["schema"],
+            environment=p["environment"],
+            database_url=p["database_url"],
+            timeout=p["timeout"],
+            validate=p["validate"],
+        )
     except PrismaCliError as exc:
         result["msg"] = str(exc)
         module.fail_json(**result)
-
-    result.update(command_rc=rc, stdout=redact(out, secret), stderr=redact(err, secret), cmd=argv)
-    result["duration_s"] = round(time.monotonic() - start, 3)
-    if validation:
-        v_rc, v_out, v_err, v_seconds = validation.collect()
-        v_out, v_err = redact(v_out, secret), redact(v_err, secret)
-        result["validation"] = {
-            "command_rc": v_rc,
-            "duration_s": v_seconds,
-            "stdout": v_out,
-            "stderr": v_err,
-            "cmd": validation.argv,
-            "msg": f"prisma validate succeeded in {v_seconds} s"
-            if v_rc == 0
-            else f"prisma validate failed (exit {v_rc}): {first_error_line(v_out, v_err, v_rc)}",
-        }
-        if v_rc != 0:
-            result["msg"] = (
-                f"{result['validation']['msg']} - the release's Prisma schema is invalid: fix it (or deploy the"
-                " right release) before migrating"
-            )
-            module.fail_json(**result)
-    if rc == RC_TIMEOUT and p["timeout"]:
-        result["msg"] = (
-            f"prisma migrate status did not finish within {p['timeout']} s: check that the database is reachable"
-            " from this host (firewall, DNS) or raise the timeout"
-        )
-        module.fail_json(**result)
-    if rc == RC_NOT_FOUND:
-        first = next((ln.strip() for ln in result["stderr"].splitlines() if ln.strip()), "no output")
-        result["msg"] = f"the Prisma command failed with exit 127 (not found): {first[:200]}"
-        module.fail_json(**result)
-
-    facts = parse_migrate_status(out + "\n" + err, rc)
-    facts["failed_migrations"] = facts.pop("failed")
-    for key in ("error_message", "summary"):
-        facts[key] = redact(facts[key], secret) if facts[key] else facts[key]
+    facts, problem = run.collect(parse_migrate_status, lambda text: redact(text, secret))
     result.update(facts)
+    if problem:
+        result["msg"] = problem
+        module.fail_json(**result)
     result["msg"] = f"{facts['summary']}; next: {NEXT_STEP[facts['state']]}"
 
     if p["expect"] and facts["state"] != p["expect"]:

@@ -3,7 +3,9 @@ throwaway cluster, in every state this machine can reach (issue #3)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 from ansible_run import run_tasks
@@ -306,4 +308,86 @@ def test_deploy_refuses_what_the_gate_did_not_show(tmp_path, prisma_app, databas
     run = run_tasks(tmp_path, [deploy_task(prisma_app, "as confirmed", expect_pending=confirmed)], env=env)
     assert run["as confirmed"].get("failed") is not True, run["as confirmed"]["msg"]
     assert run["as confirmed"]["deploy"]["applied"] == MIGRATIONS
+    assert_no_secret(run, database)
+
+
+def database_task(app: PrismaApp, url: str = "{{ lookup('env', 'TEST_DATABASE_URL') }}", **status) -> dict:
+    args = {
+        "database_url": url,
+        "project_dir": str(app.path),
+        "migrate_status": {"environment": offline_env(app.path), **status},
+    }
+    return {"name": "database", "prisma_database_info": args, "ignore_errors": True}
+
+
+def prisma_processes(app: PrismaApp) -> list[str]:
+    """Command lines of the processes still running in the app checkout."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") == str(app.path):
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+def test_database_info_runs_migrate_status_and_validate_alongside_its_reads(tmp_path, prisma_app, database):
+    env = {"TEST_DATABASE_URL": database.url()}
+    prisma_app.keep_only(3)
+    run = run_tasks(tmp_path, [database_task(prisma_app, validate=True)], env=env)
+    info = run["database"]
+    assert info.get("failed") is not True, info["msg"]
+    assert info["database"] == database.name
+    assert info["history"]["pending"] == MIGRATIONS[:3]
+    status = info["migrate_status"]
+    assert (status["state"], status["pending"]) == ("pending", MIGRATIONS[:3])
+    assert status["msg"].endswith("next: apply them with playbooks/migrate.yml")
+    assert status["duration_s"] > 0
+    assert status["validation"]["command_rc"] == 0
+    assert_no_secret(run, database)
+
+    schema = prisma_app.path / "prisma" / "schema.prisma"
+    schema.write_text(schema.read_text() + "\nmodel Broken {\n  id Int @id\n  owner Nowhere\n}\n")
+    info = run_tasks(tmp_path, [database_task(prisma_app, validate=True)], env=env)["database"]
+    assert info["failed"] is True
+    assert info["msg"].startswith('prisma validate failed (exit 1): Type "Nowhere" is neither a built-in type')
+    assert info["migrate_status"]["validation"]["command_rc"] == 1
+
+
+def test_database_info_stops_prisma_when_the_database_cannot_be_read(tmp_path, prisma_app, database, pg_cluster):
+    missing = database.url().replace(f"/{database.name}?", "/no_such_database?")
+    assert missing != database.url()
+    info = run_tasks(tmp_path, [database_task(prisma_app, url=missing, validate=True)])["database"]
+    assert info["failed"] is True
+    assert "no_such_database" in info["msg"]
+    assert "does not exist" in info["msg"]
+    assert "\n" not in info["msg"]
+    assert prisma_processes(prisma_app) == []  # stopped, not left running
+    assert "no_such_database" not in pg_cluster.psql("SELECT string_agg(datname, ',') FROM pg_database")
+
+
+def test_generate_first_runs_generate_then_deploy_and_a_failed_generate_migrates_nothing(
+    tmp_path, prisma_app, database
+):
+    env = {"TEST_DATABASE_URL": database.url()}
+    schema = prisma_app.path / "prisma" / "schema.prisma"
+    good = schema.read_text()
+    schema.write_text(good + "\nmodel Broken {\n  id Int @id\n  owner Nowhere\n}\n")
+    failed = run_tasks(tmp_path, [deploy_task(prisma_app, "deploy", generate_first=True)], env=env)["deploy"]
+    assert failed["failed"] is True
+    assert failed["msg"].startswith("prisma generate failed (exit 1): ")
+    assert failed["msg"].endswith("Nothing was migrated.")
+    assert failed["generate"]["command_rc"] == 1
+    assert failed["deploy"] == {}  # never started
+    assert database.query("SELECT to_regclass('_prisma_migrations')") == [(None,)]
+
+    schema.write_text(good)
+    run = run_tasks(tmp_path, [deploy_task(prisma_app, "deploy", generate_first=True)], env=env)
+    done = run["deploy"]
+    assert done.get("failed") is not True, done["msg"]
+    assert done["generate"]["msg"].startswith("prisma generate succeeded")
+    assert "Generated Prisma Client" in done["generate"]["stdout"]
+    assert done["deploy"]["applied"] == MIGRATIONS
+    assert done["changed"] is True
     assert_no_secret(run, database)

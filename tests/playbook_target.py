@@ -92,19 +92,28 @@ class Target:
         return {**deployment_variables(self.app, self.tmp), **(extra or {})}
 
     def command(
-        self, extra: dict | None = None, url: str | None = None, check: bool = False, playbook: str = "migrate.yml"
+        self,
+        extra: dict | None = None,
+        url: str | None = None,
+        check: bool = False,
+        playbook: str = "migrate.yml",
+        args: list[str] | None = None,
     ):
         variables = self.variables(extra)
         vars_file = self.tmp / f"vars-{time.monotonic_ns()}.json"
         vars_file.write_text(json.dumps(variables))
-        argv = [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            "inventories/local",
-            f"playbooks/{playbook}",
-            "-e",
-            f"@{vars_file}",
-        ] + (["--check"] if check else [])
+        argv = (
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i",
+                "inventories/local",
+                f"playbooks/{playbook}",
+                "-e",
+                f"@{vars_file}",
+            ]
+            + (["--check"] if check else [])
+            + list(args or [])
+        )
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env.update(
             ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
@@ -135,8 +144,9 @@ class Target:
         check: bool = False,
         no_url: bool = False,
         playbook: str = "migrate.yml",
+        args: list[str] | None = None,
     ) -> Run:
-        argv, env = self.command(extra, url, check, playbook)
+        argv, env = self.command(extra, url, check, playbook, args)
         if no_url:
             env.pop("DATABASE_URL", None)
         before = set(self.report_dir.glob("*.json")) if self.report_dir.exists() else set()

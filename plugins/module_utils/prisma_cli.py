@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import tempfile
 import time
@@ -151,17 +152,25 @@ class SideBySide:
             stdin=subprocess.DEVNULL,
             stdout=self._out,
             stderr=self._err,
+            start_new_session=True,  # its own process group: stop() reaches Node under any wrapper
         )
 
+    def _signal_group(self, sig):
+        try:
+            os.killpg(self._proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass  # the whole group has ended
+
     def stop(self):
-        """Stop it (coreutils timeout passes the signal on to Prisma) and wait for it."""
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        """Stop it and everything it started (timeout, npx or pnpm, Node), and wait for it."""
+        if self._out.closed:
+            return  # stopped or collected already: its process group may be gone and its id reused
+        self._signal_group(signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self._proc.wait()
         for handle in (self._out, self._err):
             handle.close()
 

@@ -293,6 +293,8 @@ def main():
     result["deploy"] = parse_migrate_deploy("", None) if sub == "migrate_deploy" else {}
     if module.check_mode and sub != "validate":
         result["msg"] = f"check mode: prisma {' '.join(ARGS[sub])} not run"
+        if p["generate_first"]:
+            result["generate"] = {"command_rc": None, "duration_s": 0.0, "msg": "check mode: prisma generate not run"}
         module.exit_json(skipped=True, **result)
     if "DATABASE_URL" in (p["environment"] or {}):
         module.fail_json(
@@ -320,6 +322,7 @@ def main():
             problem = outcome(p, "generate", generated)
             generated["msg"] = problem or f"prisma generate succeeded in {generated['duration_s']} s"
             result["generate"] = generated
+            result["changed"] = True  # generate rewrites the client, even when it then fails
             if problem:
                 result["deploy"] = {}  # it never started
                 result["msg"] = f"{problem}. Nothing was migrated."
@@ -327,13 +330,16 @@ def main():
         if sub == "migrate_deploy":
             last_checks(module, p, migrations_dir, secret, result)
         fields, out, err = run(module, p, sub, env, secret)
-    except PrismaCliError as exc:
+    except PrismaCliError as exc:  # always before Prisma starts the deploy
         result["msg"] = str(exc)
+        if sub == "migrate_deploy":
+            result["deploy"] = {}
+            result["msg"] = result["msg"].rstrip(".") + ". Nothing was migrated."
         module.fail_json(**result)
     result.update(fields)
     rc = fields["command_rc"]
     label = "prisma " + " ".join(ARGS[sub])
-    result["changed"] = sub == "generate" or "generate" in result
+    result["changed"] = sub == "generate" or result["changed"]
 
     if sub == "migrate_deploy":
         if rc == RC_TIMEOUT and p["timeout"]:

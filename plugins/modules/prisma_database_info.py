@@ -268,57 +268,8 @@ def _writable(path):
     return os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "database_url": {"type": "str", "no_log": True},
-            "row_counts": {"type": "bool", "default": False},
-            "row_estimates": {"type": "bool", "default": False},
-            "backup_dir": {"type": "path"},
-            "checks": {"type": "list", "elements": "dict", "default": []},
-            "project_dir": {"type": "path"},
-            "migrate_status": {
-                "type": "dict",
-                "options": {
-                    "command": {"type": "str", "default": "prisma"},
-                    "environment": {"type": "dict", "default": {}},
-                    "validate": {"type": "bool", "default": False},
-                    "timeout": {"type": "int", "default": 120},
-                },
-            },
-            "psql": {"type": "str", "default": "psql"},
-            "pg_dump": {"type": "str", "default": "pg_dump"},
-            "connect_timeout": {"type": "int", "default": 10},
-        },
-        required_by={"migrate_status": "project_dir"},
-        supports_check_mode=True,
-    )
-    p = module.params
-    result = {"changed": False}
-    url = p["database_url"] or os.environ.get("DATABASE_URL")
-    prisma = None  # the Prisma commands running side by side, stopped on any failure
-
-    def fail(msg):
-        if prisma:
-            prisma.stop()
-        result["msg"] = redact(msg, url)
-        module.fail_json(**result)
-
-    conn = target_connection(url, fail)
-    migrations_dir = None
-    if p["project_dir"]:
-        try:
-            migrations_dir = check_project(p["project_dir"])
-        except PrismaCliError as exc:
-            fail(str(exc))
-    status = p["migrate_status"]
-    if status:
-        if "DATABASE_URL" in status["environment"]:
-            fail("migrate_status.environment must not carry DATABASE_URL (it is not secret there): pass database_url")
-        try:
-            prisma = StatusRun(module, project_dir=p["project_dir"], database_url=p["database_url"], **status)
-        except PrismaCliError as exc:
-            fail(str(exc))
+def read(module, p, conn, migrations_dir, result, fail):
+    """Everything the module reads from the database and the host, into result."""
     result.update(
         database=conn["database"],
         host=conn["host"],
@@ -429,6 +380,65 @@ SELECT json_build_object(
         f"database {conn['database']} on {conn['host']}:{conn['port']} answers"
         f" (PostgreSQL {result['server_major']}, {result['size_bytes']} bytes)"
     )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "database_url": {"type": "str", "no_log": True},
+            "row_counts": {"type": "bool", "default": False},
+            "row_estimates": {"type": "bool", "default": False},
+            "backup_dir": {"type": "path"},
+            "checks": {"type": "list", "elements": "dict", "default": []},
+            "project_dir": {"type": "path"},
+            "migrate_status": {
+                "type": "dict",
+                "options": {
+                    "command": {"type": "str", "default": "prisma"},
+                    "environment": {"type": "dict", "default": {}},
+                    "validate": {"type": "bool", "default": False},
+                    "timeout": {"type": "int", "default": 120},
+                },
+            },
+            "psql": {"type": "str", "default": "psql"},
+            "pg_dump": {"type": "str", "default": "pg_dump"},
+            "connect_timeout": {"type": "int", "default": 10},
+        },
+        required_by={"migrate_status": "project_dir"},
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = {"changed": False}
+    url = p["database_url"] or os.environ.get("DATABASE_URL")
+    prisma = None  # the Prisma commands running side by side, stopped on any failure
+
+    def fail(msg):
+        if prisma:
+            prisma.stop()
+        result["msg"] = redact(msg, url)
+        module.fail_json(**result)
+
+    conn = target_connection(url, fail)
+    migrations_dir = None
+    if p["project_dir"]:
+        try:
+            migrations_dir = check_project(p["project_dir"])
+        except PrismaCliError as exc:
+            fail(str(exc))
+    status = p["migrate_status"]
+    if status:
+        if "DATABASE_URL" in status["environment"]:
+            fail("migrate_status.environment must not carry DATABASE_URL (it is not secret there): pass database_url")
+        try:
+            prisma = StatusRun(module, project_dir=p["project_dir"], database_url=p["database_url"], **status)
+        except PrismaCliError as exc:
+            fail(str(exc))
+    try:
+        read(module, p, conn, migrations_dir, result, fail)
+    except BaseException:  # fail_json's exit, or anything unexpected: never leave Prisma running
+        if prisma:
+            prisma.stop()
+        raise
     if prisma:
         facts, problem = prisma.collect(parse_migrate_status, lambda text: redact(text, url))
         prisma = None

@@ -42,6 +42,9 @@ def test_happy_path_then_nothing_pending(target):
     assert report["state_after"] == "up_to_date"
     assert report["started_at_local"].endswith(("+02:00", "+03:00"))  # Europe/Athens
     assert set(report["stages"]) >= {"preflight", "backup_snapshot", "prisma_migrate", "migration_validation"}
+    durations = report["prisma_durations"]
+    for command in ("preflight_migrate_status", "preflight_validate", "generate", "migrate_deploy", "migrate_status"):
+        assert durations[command] > 0, command  # the validation's migrate status, too
 
     [snapshot] = target.snapshots()
     assert snapshot.stat().st_mode & 0o777 == 0o600
@@ -251,6 +254,16 @@ def test_validation_checks_and_the_data_loss_guard(target):
     assert report["next_step"].startswith("The migrations were applied but validation failed.")
     assert "playbooks/rollback.yml" in report["next_step"]
     assert [c["ok"] for c in report["checks"]] == [True, False]
+    assert report["state_after"] == "up_to_date"
+    assert target.applied() == MIGRATIONS
+
+
+def test_skipping_the_validation_by_tag_still_reads_the_state_after_the_deploy(target):
+    run = target.run({"confirm": PHRASE}, args=["--skip-tags", "migration_validation"])
+    assert run.rc == 0, run.stdout[-4000:]
+    assert "migration_validation : " not in run.stdout
+    assert run.report["state_after"] == "up_to_date"  # the Prisma stage ran migrate status itself
+    assert run.report["prisma_durations"]["migrate_status"] > 0
     assert target.applied() == MIGRATIONS
 
 

@@ -383,6 +383,17 @@ def test_generate_first_runs_generate_then_deploy_and_a_failed_generate_migrates
     assert database.query("SELECT to_regclass('_prisma_migrations')") == [(None,)]
 
     schema.write_text(good)
+    missing = deploy_task(prisma_app, "missing", generate_first=True, command="prisma-not-installed-here")
+    checked = {**deploy_task(prisma_app, "check mode", generate_first=True), "check_mode": True}
+    run = run_tasks(tmp_path, [missing, checked], env=env)
+    assert run["missing"]["failed"] is True
+    assert "'prisma-not-installed-here' was not found" in run["missing"]["msg"]
+    assert run["missing"]["msg"].endswith(". Nothing was migrated.")
+    assert run["missing"]["deploy"] == {}  # so the next step says nothing was migrated
+    assert run["check mode"]["skipped"] is True
+    assert run["check mode"]["generate"]["msg"] == "check mode: prisma generate not run"
+    assert database.query("SELECT to_regclass('_prisma_migrations')") == [(None,)]
+
     run = run_tasks(tmp_path, [deploy_task(prisma_app, "deploy", generate_first=True)], env=env)
     done = run["deploy"]
     assert done.get("failed") is not True, done["msg"]

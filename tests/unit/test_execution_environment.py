@@ -20,7 +20,18 @@ def pinned(name: str) -> str:
 def context(tmp_path_factory) -> Path:
     ctx = tmp_path_factory.mktemp("ee") / "context"
     proc = subprocess.run(
-        [BUILDER, "create", "-f", str(ROOT / "execution-environment.yml"), "--context", str(ctx)],
+        # --output-filename is pinned: without it ansible-builder names the file after
+        # the container runtime it finds on PATH (Dockerfile when only docker is there).
+        [
+            BUILDER,
+            "create",
+            "-f",
+            str(ROOT / "execution-environment.yml"),
+            "--context",
+            str(ctx),
+            "--output-filename",
+            "Containerfile",
+        ],
         capture_output=True,
         text=True,
         check=False,

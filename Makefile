@@ -14,7 +14,7 @@ export CONTAINERS_CONF := $(CURDIR)/molecule/resources/containers.conf
 MOLECULE_BASE_IMAGE ?= localhost/prisma-molecule-base:bookworm
 export MOLECULE_BASE_IMAGE
 
-.PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot
+.PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot fresh-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,3 +70,6 @@ bench-snapshot: setup ## Benchmark: snapshot and restore seconds per GB on a gen
 
 demo: setup ## Migrate a throwaway local database end to end with playbooks/migrate.yml
 	$(VENV)/bin/python scripts/demo.py
+
+fresh-check: ## Prove `make demo` and `make unit` in a clean Debian 12 container from a clone of main (root; not in make test)
+	@scripts/fresh_check.sh

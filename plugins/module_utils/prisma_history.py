@@ -19,6 +19,11 @@ import hashlib
 import json
 import os
 
+try:
+    from ansible.module_utils.sql_scan import scan_migrations
+except ImportError:  # unit tests import the file directly
+    from sql_scan import scan_migrations
+
 HISTORY_QUERY = """
 SELECT coalesce(json_agg(json_build_object(
     'name', migration_name,
@@ -35,6 +40,19 @@ FROM {table}
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def migrations_table(schema: str) -> str:
+    """Prisma's history table in ``schema``, quoted and schema-qualified."""
+    return f"{quote_ident(schema)}.{quote_ident('_prisma_migrations')}"
+
+
+def applied_sql(table: str) -> str:
+    """JSON list of the migrations finished and not rolled back, in the order they finished."""
+    return (
+        "SELECT coalesce(json_agg(migration_name ORDER BY finished_at, migration_name), '[]') FROM "
+        f"{table} WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
+    )
 
 
 def local_migrations(migrations_dir: str) -> dict[str, str]:
@@ -127,7 +145,7 @@ def read_history(module, psql: str, conn: dict, local: dict[str, str], fail, con
     any error. Returns (table, managed, audit) - an unmanaged database (no
     table) is audited as empty.
     """
-    table = f"{quote_ident(conn['schema'])}.{quote_ident('_prisma_migrations')}"
+    table = migrations_table(conn["schema"])
     env = dict(conn["libpq_env"])
     env.setdefault("PGCONNECT_TIMEOUT", str(connect_timeout))
     env["PGAPPNAME"] = env.get("PGAPPNAME", app or "prisma-migration-history")
@@ -152,3 +170,18 @@ def read_history(module, psql: str, conn: dict, local: dict[str, str], fail, con
     except ValueError:
         fail(f"psql returned something that is not JSON while reading {table}")
     return table, True, audit(rows, local)
+
+
+def audit_history(
+    module, psql: str, conn: dict, project_dir: str, migrations_dir: str, fail, connect_timeout=10, app=""
+):
+    """The history audit both modules return (prisma_migration_history_info's result, prisma_database_info's
+    ``history``): ``read_history`` of the checkout's migrations, ``failed`` named ``failed_migrations`` (a
+    module result cannot carry ``failed``) and the ``destructive`` statements of the pending migrations.
+    Returns (table, managed, facts)."""
+    table, managed, facts = read_history(
+        module, psql, conn, local_migrations(migrations_dir), fail, connect_timeout, app
+    )
+    facts["failed_migrations"] = facts.pop("failed")
+    facts["destructive"] = scan_migrations(project_dir, migrations_dir, facts["pending"])
+    return table, managed, facts

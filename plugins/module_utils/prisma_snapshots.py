@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
+from fractions import Fraction
 
 MANIFEST_SUFFIX = ".manifest.json"
+
+# The free space a snapshot needs, as a multiple of the database size: the dump
+# is usually smaller than the database, the margin covers what it is not (the
+# preflight checks it, prisma_snapshot refuses below it).
+SPACE_MARGIN = 1.2
 
 # From this size on, a multi-core host dumps faster in directory format with one
 # job per core (bench/migrate_overhead.py: 1.3x at 117 MB and 1.1 GB on 2 cores;
@@ -25,6 +32,31 @@ def choose_format(requested: str, jobs: int, size_bytes: int, cpus: int | None) 
     if size_bytes >= AUTO_DIRECTORY_MIN_BYTES and cpus >= 2:
         return "directory", jobs if jobs > 1 else min(cpus, 4)
     return "custom", 1
+
+
+def room_for_snapshot(free_bytes: int | None, size_bytes: int, ratio: float = SPACE_MARGIN) -> tuple[int, bool]:
+    """The one free-space rule: (bytes needed, whether ``free_bytes`` is enough) for a snapshot of a
+    database of ``size_bytes``. Needed is ``size_bytes`` times ``ratio``, rounded up (the ratio read as
+    the decimal it was written as, so that 5 bytes x 1.2 need 6, not 7). ``free_bytes`` None - no
+    folder to check - is enough."""
+    needed = math.ceil(Fraction(int(size_bytes)) * Fraction(repr(float(ratio))))
+    return needed, free_bytes is None or int(free_bytes) >= needed
+
+
+def nearest_existing(path: str) -> str:
+    """``path``, or its nearest parent that exists."""
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path or "/"
+
+
+def free_bytes(path: str) -> int:
+    """Free bytes (for this user) of the file system holding ``path`` or its nearest existing parent."""
+    st = os.statvfs(nearest_existing(path))
+    return st.f_bavail * st.f_frsize
 
 
 def sha256_of(path: str) -> str:
@@ -86,3 +118,26 @@ def same_database(manifest: dict, conn: dict) -> bool:
         conn["host"],
         int(conn["port"]),
     )
+
+
+def write_manifest(path: str, manifest: dict) -> None:
+    """Write a manifest, mode 0600 from its creation."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True)
+
+
+def apply_retention(folder: str, conn: dict, keep: int, current: str, protect=()) -> list[str]:
+    """Keep the newest ``keep`` snapshots of this database in ``folder`` (by manifest) and delete the
+    older ones with their manifests - never ``current`` (a file name) nor a path in ``protect``, and
+    nothing without a manifest of this database. Returns the files deleted."""
+    protected = {os.path.basename(x.rstrip("/")) for x in protect}
+    mine = [(data["file"], os.path.basename(path)) for path, data in manifests(folder) if same_database(data, conn)]
+    removed = []
+    for file, manifest_name in mine[keep:]:
+        if file == current or file in protected:
+            continue
+        remove(os.path.join(folder, file))
+        remove(os.path.join(folder, manifest_name))
+        removed.append(file)
+    return removed

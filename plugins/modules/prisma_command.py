@@ -18,6 +18,8 @@ description:
     honoured by drivers that read libpq's environment (node-postgres, used by C(@prisma/adapter-pg)).
 version_added: "1.0.0"
 author: Ops team
+extends_documentation_fragment:
+  - prisma_connection
 options:
   project_dir:
     description: The application checkout holding C(package.json) and C(prisma/).
@@ -37,11 +39,8 @@ options:
   schema:
     description: Path to the schema, passed as C(--schema).
     type: path
-  database_url:
-    description: The database URL, exported as C(DATABASE_URL). Never logged.
-    type: str
   environment:
-    description: Variables added to the command's environment.
+    description: Variables added to the command's environment (never C(DATABASE_URL); the URL is I(database_url)).
     type: dict
     default: {}
   lock_timeout:
@@ -122,8 +121,9 @@ duration_s:
 lock_wait_s:
   description: >-
     Seconds spent waiting for another C(prisma generate) in the same checkout on this host (one runs at a
-    time per checkout, so the targets of a fleet sharing a release do not write the client files at once).
-  returned: when the command ran
+    time per checkout, so the targets of a fleet sharing a release do not write the client files at once);
+    null when the command did not run.
+  returned: always
   type: float
 cmd:
   description: The command that ran (without the URL).
@@ -137,8 +137,10 @@ deploy:
   returned: always
   type: dict
 generate:
-  description: With I(generate_first), what C(prisma generate) did - C(command_rc), C(stdout), C(stderr), C(cmd), C(duration_s), C(lock_wait_s), C(msg).
-  returned: with generate_first
+  description:
+    - With I(generate_first), what C(prisma generate) did - C(command_rc), C(stdout), C(stderr), C(cmd),
+      C(duration_s), C(lock_wait_s), C(msg). Empty without I(generate_first), or when it did not run.
+  returned: always
   type: dict
 """
 
@@ -149,6 +151,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_cli import RC_TIMEOUT, PrismaCliError, check_project, first_error_line, run_prisma
+from ansible.module_utils.prisma_connection import (
+    connection_argument_spec,
+    refuse_url_in_environment,
+    require_database_url,
+)
 from ansible.module_utils.prisma_history import local_migrations, read_history
 from ansible.module_utils.prisma_pg import client_tools, target_connection
 from ansible.module_utils.prisma_runlock import renew
@@ -194,14 +201,13 @@ def checkout_lock(project_dir, wanted, timeout):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def last_checks(module, p, migrations_dir, secret, result):
+def last_checks(module, p, migrations_dir, fail, result):
     """What must still hold the moment before the deploy: this run's lock, and
     the pending migrations the operator confirmed (names and contents)."""
 
     def refuse(msg):
         result["deploy"] = {}  # it never started
-        result["msg"] = redact(msg, secret) + " Nothing was migrated."
-        module.fail_json(**result)
+        fail(msg + " Nothing was migrated.")
 
     lock = p["run_lock"]
     if lock:
@@ -213,7 +219,7 @@ def last_checks(module, p, migrations_dir, secret, result):
     expected = p["expect_pending"]
     if expected is None:
         return
-    conn = target_connection(secret, refuse)
+    conn = target_connection(p["database_url"], refuse)
     psql = client_tools(module, p, ["psql"], refuse)["psql"]
     _table, _managed, now = read_history(
         module, psql, conn, local_migrations(migrations_dir), refuse, app="prisma-deploy-check"
@@ -271,11 +277,11 @@ def outcome(p, sub, fields):
 def main():
     module = AnsibleModule(
         argument_spec={
+            **connection_argument_spec(),
             "project_dir": {"type": "path", "required": True},
             "subcommand": {"type": "str", "required": True, "choices": list(ARGS)},
             "command": {"type": "str", "default": "prisma"},
             "schema": {"type": "path"},
-            "database_url": {"type": "str", "no_log": True},
             "environment": {"type": "dict", "default": {}},
             "lock_timeout": {"type": "str", "default": ""},
             "statement_timeout": {"type": "str", "default": ""},
@@ -289,18 +295,20 @@ def main():
     )
     p = module.params
     sub = p["subcommand"]
+    label = "prisma " + " ".join(ARGS[sub])
     result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "duration_s": 0.0, "cmd": []}
+    result.update(lock_wait_s=None, generate={})
     result["deploy"] = parse_migrate_deploy("", None) if sub == "migrate_deploy" else {}
+
+    def fail(msg):
+        module.fail_json(msg=redact(msg, p["database_url"]), **result)
+
     if module.check_mode and sub != "validate":
-        result["msg"] = f"check mode: prisma {' '.join(ARGS[sub])} not run"
         if p["generate_first"]:
             result["generate"] = {"command_rc": None, "duration_s": 0.0, "msg": "check mode: prisma generate not run"}
-        module.exit_json(skipped=True, **result)
-    if "DATABASE_URL" in (p["environment"] or {}):
-        module.fail_json(
-            msg="environment must not carry DATABASE_URL (it is not secret there): pass it as database_url", **result
-        )
-    secret = p["database_url"] or os.environ.get("DATABASE_URL")
+        module.exit_json(skipped=True, msg=f"check mode: {label} not run", **result)
+    refuse_url_in_environment(p["environment"], "environment", fail)
+    secret = require_database_url(p, fail)
 
     env = dict(p["environment"] or {})
     options = []
@@ -308,13 +316,13 @@ def main():
         value = p[name]
         if value:
             if not all(ch.isalnum() or ch in " ." for ch in value):
-                module.fail_json(msg=f"{name} {value!r} is not a PostgreSQL duration such as 5s or 2min", **result)
+                fail(f"{name} {value!r} is not a PostgreSQL duration such as 5s or 2min")
             options.append(f"-c {name}={value.replace(' ', '')}")
     if options:
         env["PGOPTIONS"] = " ".join(filter(None, [env.get("PGOPTIONS", ""), *options]))
 
     if p["generate_first"] and sub != "migrate_deploy":
-        module.fail_json(msg=f"generate_first goes with subcommand migrate_deploy, not {sub}", **result)
+        fail(f"generate_first goes with subcommand migrate_deploy, not {sub}")
     try:
         migrations_dir = check_project(p["project_dir"], p["schema"])
         if p["generate_first"]:
@@ -325,50 +333,40 @@ def main():
             result["changed"] = True  # generate rewrites the client, even when it then fails
             if problem:
                 result["deploy"] = {}  # it never started
-                result["msg"] = f"{problem}. Nothing was migrated."
-                module.fail_json(**result)
+                fail(f"{problem}. Nothing was migrated.")
         if sub == "migrate_deploy":
-            last_checks(module, p, migrations_dir, secret, result)
+            last_checks(module, p, migrations_dir, fail, result)
         fields, out, err = run(module, p, sub, env, secret)
     except PrismaCliError as exc:  # always before Prisma starts the deploy
-        result["msg"] = str(exc)
         if sub == "migrate_deploy":
             result["deploy"] = {}
-            result["msg"] = result["msg"].rstrip(".") + ". Nothing was migrated."
-        module.fail_json(**result)
+            fail(str(exc).rstrip(".") + ". Nothing was migrated.")
+        fail(str(exc))
     result.update(fields)
-    rc = fields["command_rc"]
-    label = "prisma " + " ".join(ARGS[sub])
     result["changed"] = sub == "generate" or result["changed"]
 
     if sub == "migrate_deploy":
-        if rc == RC_TIMEOUT and p["timeout"]:
-            result["msg"] = outcome(p, sub, fields)
-            module.fail_json(**result)
-        deploy = parse_migrate_deploy(out + "\n" + err, rc)
+        if fields["command_rc"] == RC_TIMEOUT and p["timeout"]:
+            fail(outcome(p, sub, fields))
+        deploy = parse_migrate_deploy(out + "\n" + err, fields["command_rc"])
         for key in ("error_message", "summary", "database_error"):
             if deploy.get(key):
                 deploy[key] = redact(deploy[key], secret)
         result["deploy"] = deploy
         result["changed"] = result["changed"] or bool(deploy["applied"]) or deploy["result"] == "failed"
         if deploy["database_created"]:
-            result["msg"] = (
+            fail(
                 f"{label} CREATED database {deploy['database']}: the URL points at a database that did not exist"
                 " - check the database name in DATABASE_URL; drop the new empty database once understood"
             )
-            module.fail_json(**result)
-        if rc != 0 or deploy["result"] in ("failed", "error"):
-            result["msg"] = f"{label} failed: {deploy['summary']}"
-            module.fail_json(**result)
-        result["msg"] = f"{label}: {deploy['summary']} in {result['duration_s']} s"
-        module.exit_json(**result)
+        if fields["command_rc"] != 0 or deploy["result"] in ("failed", "error"):
+            fail(f"{label} failed: {deploy['summary']}")
+        module.exit_json(msg=f"{label}: {deploy['summary']} in {result['duration_s']} s", **result)
 
     problem = outcome(p, sub, fields)
     if problem:
-        result["msg"] = problem
-        module.fail_json(**result)
-    result["msg"] = f"{label} succeeded in {result['duration_s']} s"
-    module.exit_json(**result)
+        fail(problem)
+    module.exit_json(msg=f"{label} succeeded in {result['duration_s']} s", **result)
 
 
 if __name__ == "__main__":

@@ -8,23 +8,24 @@ DOCUMENTATION = r"""
 module: prisma_database_info
 short_description: Check that a Prisma target database answers, and read what a migration run needs
 description:
-  - Connects with C(psql) using a Prisma-style URL (Prisma-only parameters removed, password in
-    C(PGPASSWORD)) and returns the server version, the cluster's system identifier, the database
-    size, the sessions holding Prisma's advisory lock 72707369 or this project's run lock, the
-    applied migrations and, optionally, the exact row count of every table in the Prisma schema.
+  - Connects with C(psql) to I(database_url) and returns the server version, the cluster's system
+    identifier, the database size, the sessions holding Prisma's advisory lock 72707369 or this
+    project's run lock, the applied migrations and, optionally, the exact row count of every table
+    in the Prisma schema.
   - Fails with one line saying what is wrong and what to do when the server cannot be reached,
     the password is wrong or the database does not exist (C(prisma migrate deploy) would silently
     create a missing database).
-  - Also reports the major version of the C(pg_dump) client on this host and the free space
-    where snapshots are written.
+  - Also reports the major version of the C(pg_dump) client on this host, the free space where
+    snapshots are written and whether it is enough by the rule M(prisma_snapshot) refuses by
+    (I(min_free_ratio)).
+  - One module run - the reads are grouped in C(module_utils/prisma_facts.py) (identity, sizes, locks
+    and sessions, history, checks, tools and space) and the first of them is one query.
   - Read-only; C(changed) is always false and it runs in check mode.
 version_added: "1.0.0"
 author: Ops team
+extends_documentation_fragment:
+  - prisma_connection
 options:
-  database_url:
-    description:
-      - The Prisma database URL. Never logged. When unset, C(DATABASE_URL) from the environment.
-    type: str
   row_counts:
     description: Count the rows of every table in the schema (a sequential scan of each table).
     type: bool
@@ -36,8 +37,16 @@ options:
     type: bool
     default: false
   backup_dir:
-    description: Report the free bytes of the file system holding this folder (or its nearest existing parent).
+    description:
+      - Report the free bytes of the file system holding this folder (or its nearest existing parent), whether
+        this user can write there, and whether a snapshot has room (I(backup_dir_room)).
     type: path
+  min_free_ratio:
+    description:
+      - The room a snapshot needs, as a multiple of the database size (I(backup_dir_needed_bytes)). The same
+        rule and default as M(prisma_snapshot)'s I(min_free_ratio); give both the same value.
+    type: float
+    default: 1.2
   checks:
     description:
       - Read-only SQL checks, each C({name, sql, expect}). The query runs in a read-only transaction; its
@@ -119,276 +128,173 @@ EXAMPLES = r"""
 
 RETURN = r"""
 database:
-  description: The database connected to.
-  returned: success
+  description: The database connected to (from the URL).
+  returned: always
   type: str
   sample: app
 host:
   description: The host from the URL.
-  returned: success
+  returned: always
   type: str
 port:
   description: The port from the URL.
-  returned: success
+  returned: always
   type: int
 schema:
   description: The Prisma schema (the URL's C(schema) parameter, default C(public)).
-  returned: success
+  returned: always
   type: str
 url_display:
   description: The URL with its password masked.
-  returned: success
+  returned: always
   type: str
 server_version:
-  description: The server's C(server_version).
-  returned: success
+  description: The server's C(server_version); null until the database answered.
+  returned: always
   type: str
   sample: "15.18 (Debian 15.18-0+deb12u1)"
 server_major:
-  description: The server's major version.
-  returned: success
+  description: The server's major version; null until the database answered.
+  returned: always
   type: int
   sample: 15
 system_identifier:
   description: C(pg_control_system().system_identifier) as text, or null when the role may not read it.
-  returned: success
+  returned: always
   type: str
+schema_exists:
+  description: Whether the schema exists in the database; null until the database answered.
+  returned: always
+  type: bool
 size_bytes:
-  description: C(pg_database_size) of the database.
-  returned: success
+  description: C(pg_database_size) of the database; null until the database answered.
+  returned: always
   type: int
 prisma_lock_holders:
   description: Sessions holding or waiting for Prisma's advisory lock 72707369.
-  returned: success
+  returned: always
   type: list
   elements: dict
 run_lock_holders:
   description: Sessions holding or waiting for this project's run lock.
-  returned: success
+  returned: always
   type: list
   elements: dict
 managed:
-  description: Whether the table C(_prisma_migrations) exists in the schema.
-  returned: success
+  description: Whether the table C(_prisma_migrations) exists in the schema; null until the database answered.
+  returned: always
   type: bool
 applied:
   description: Migrations finished and not rolled back, in order.
-  returned: success
+  returned: always
   type: list
   elements: str
 tables:
-  description: Row count per table of the schema - exact with I(row_counts), estimated with I(row_estimates).
-  returned: success
+  description:
+    - Row count per table of the schema - exact with I(row_counts), estimated with I(row_estimates); empty
+      without either.
+  returned: always
   type: dict
 pg_dump_major:
   description: Major version of the C(pg_dump) client on this host, or null when it is missing.
-  returned: success
+  returned: always
   type: int
 backup_dir_free_bytes:
-  description: Free bytes where snapshots go (only with I(backup_dir)).
-  returned: success
+  description: Free bytes where snapshots go; null without I(backup_dir).
+  returned: always
   type: int
+backup_dir_needed_bytes:
+  description: The free bytes a snapshot needs - I(size_bytes) times I(min_free_ratio), rounded up.
+  returned: always
+  type: int
+  sample: 1288490189
+backup_dir_room:
+  description:
+    - Whether I(backup_dir_free_bytes) is at least I(backup_dir_needed_bytes) - the rule M(prisma_snapshot)
+      refuses by. True without I(backup_dir) (nothing to check).
+  returned: always
+  type: bool
+  sample: true
 backup_dir_writable:
-  description: Whether this user can write into I(backup_dir), or create it (only with I(backup_dir)).
-  returned: success
+  description: Whether this user can write into I(backup_dir), or create it; null without I(backup_dir).
+  returned: always
   type: bool
 user:
-  description: The user the module ran as on the target (only with I(backup_dir)).
-  returned: success
+  description: The user the module ran as on the target; null without I(backup_dir).
+  returned: always
   type: str
 checks:
   description: The results of I(checks) - C(name), C(ok), C(value), C(expect), C(error).
-  returned: success
+  returned: always
   type: list
   elements: dict
 history:
   description:
     - With I(project_dir), the audit of the migration history - C(ok), C(problems), C(applied), C(pending),
       C(pending_checksums), C(failed_migrations), C(rolled_back), C(in_progress), C(checksum_mismatch),
-      C(missing_locally), C(local) and C(destructive), as M(prisma_migration_history_info) returns them.
-  returned: when project_dir is given
+      C(missing_locally), C(local) and C(destructive), as M(prisma_migration_history_info) returns them
+      (the same function). Empty without I(project_dir).
+  returned: always
   type: dict
 migrate_status:
   description:
     - With I(migrate_status), what M(prisma_migrate_info) returns - C(state), C(pending), C(failed_migrations),
       C(summary), C(msg), C(command_rc), C(stdout), C(stderr), C(cmd), C(duration_s), C(validation) ...
-  returned: when migrate_status is given
+      Empty without I(migrate_status).
+  returned: always
   type: dict
 """
 
-import os
-import pwd
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project
-from ansible.module_utils.prisma_history import local_migrations, read_history
-from ansible.module_utils.prisma_pg import (
-    PRISMA_ADVISORY_LOCK,
-    RUN_LOCK_KEY,
-    client_tools,
-    explain_psql_error,
-    lock_holders_sql,
-    psql_env,
-    psql_json,
-    quote_ident,
-    quote_literal,
-    row_counts_sql,
-    target_connection,
+from ansible.module_utils.prisma_connection import connect, connection_argument_spec, refuse_url_in_environment
+from ansible.module_utils.prisma_facts import (
+    first_read_sql,
+    history,
+    identity,
+    run_checks,
+    sessions,
+    sizes,
+    tools_and_space,
+    url_identity,
 )
+from ansible.module_utils.prisma_history import audit_history
+from ansible.module_utils.prisma_pg import client_tools, psql_json
+from ansible.module_utils.prisma_snapshots import SPACE_MARGIN
 from ansible.module_utils.prisma_status import NEXT_STEP, parse_migrate_status
 from ansible.module_utils.prisma_url import redact
-from ansible.module_utils.sql_scan import scan_migrations
 
 
-def _nearest_existing(path):
-    while path and not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path or "/"
-
-
-def _free_bytes(path):
-    st = os.statvfs(_nearest_existing(path))
-    return st.f_bavail * st.f_frsize
-
-
-def _user_name():
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:  # a uid without a passwd entry (containers)
-        return f"uid {os.geteuid()}"
-
-
-def _writable(path):
-    """Whether this user can write snapshots into path, creating it if needed."""
-    existing = _nearest_existing(path)
-    return os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK)
-
-
-def read(module, p, conn, migrations_dir, result, fail):
-    """Everything the module reads from the database and the host, into result."""
-    result.update(
-        database=conn["database"],
-        host=conn["host"],
-        port=conn["port"],
-        schema=conn["schema"],
-        url_display=conn["display"],
-    )
+def read(module, p, conn, migrations_dir, fail):
+    """Every group of facts, read in this order; the first read is one query."""
     psql = client_tools(module, p, ["psql"], fail)["psql"]
+    timeout = p["connect_timeout"]
 
-    schema_lit = quote_literal(conn["schema"])
-    table = f"{quote_ident(conn['schema'])}.{quote_ident('_prisma_migrations')}"
-    sql = f"""
-SELECT json_build_object(
-  'server_version', current_setting('server_version'),
-  'server_version_num', current_setting('server_version_num')::int,
-  'system_identifier', CASE WHEN has_function_privilege('pg_control_system()', 'execute')
-                            THEN (SELECT system_identifier::text FROM pg_control_system()) END,
-  'database', current_database(),
-  'size_bytes', pg_database_size(current_database()),
-  'prisma_lock_holders', ({lock_holders_sql(PRISMA_ADVISORY_LOCK)}),
-  'run_lock_holders', ({lock_holders_sql(RUN_LOCK_KEY)}),
-  'managed', to_regclass({quote_literal(table)}) IS NOT NULL,
-  'schema_exists', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {schema_lit})
-)"""
-    info = psql_json(module, psql, conn, sql, fail, p["connect_timeout"])
-    result.update(
-        server_version=info["server_version"],
-        server_major=info["server_version_num"] // 10000,
-        system_identifier=info["system_identifier"],
-        size_bytes=info["size_bytes"],
-        prisma_lock_holders=info["prisma_lock_holders"],
-        run_lock_holders=info["run_lock_holders"],
-        managed=info["managed"],
-        schema_exists=info["schema_exists"],
-        applied=[],
-        tables={},
-    )
-    if info["managed"]:
-        result["applied"] = psql_json(
-            module,
-            psql,
-            conn,
-            "SELECT coalesce(json_agg(migration_name ORDER BY finished_at, migration_name), '[]') FROM "
-            f"{table} WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL",
-            fail,
-            p["connect_timeout"],
-        )
-    if p["row_counts"]:
-        result["tables"] = psql_json(module, psql, conn, row_counts_sql(conn["schema"]), fail, p["connect_timeout"])
-    elif p["row_estimates"]:
-        result["tables"] = psql_json(
-            module,
-            psql,
-            conn,
-            "SELECT coalesce(json_object_agg(t.relname, greatest(t.reltuples, 0)::bigint), '{}'::json)"
-            " FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace"
-            f" WHERE n.nspname = {quote_literal(conn['schema'])} AND t.relkind IN ('r', 'p')",
-            fail,
-            p["connect_timeout"],
-        )
+    def query(sql):
+        return psql_json(module, psql, conn, sql, fail, timeout)
 
-    result["checks"] = []
-    for index, check in enumerate(p["checks"]):
-        name = str(check.get("name") or f"check {index + 1}")
-        if not check.get("sql") or "expect" not in check:
-            fail(f"validation check '{name}' needs both sql and expect")
-        env = psql_env(conn, p["connect_timeout"], app="prisma-validation")
-        env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c default_transaction_read_only=on").strip()
-        argv = [
-            psql,
-            "--no-psqlrc",
-            "--quiet",
-            "--tuples-only",
-            "--no-align",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            check["sql"],
-        ]
-        rc, out, err = module.run_command(argv, environ_update=env, check_rc=False)
-        value = out.strip().splitlines()[0] if rc == 0 and out.strip() else None
-        error = None if rc == 0 else explain_psql_error(err, conn)
-        result["checks"].append(
-            {"name": name, "ok": rc == 0 and value == str(check["expect"]), "value": value,
-             "expect": str(check["expect"]), "error": error}
-        )  # fmt: skip
-
+    row = query(first_read_sql(conn))
+    facts = {**identity(row), **sessions(row)}
+    facts.update(sizes(row, query, conn["schema"], p["row_counts"], p["row_estimates"]))
+    facts["checks"] = run_checks(module, psql, conn, p["checks"], fail, timeout)
+    audit = None
     if migrations_dir:
-        _table, _managed, history = read_history(
-            module, psql, conn, local_migrations(migrations_dir), fail, p["connect_timeout"], app="prisma-history"
+        _table, _managed, audit = audit_history(
+            module, psql, conn, p["project_dir"], migrations_dir, fail, timeout, app="prisma-history"
         )
-        history["failed_migrations"] = history.pop("failed")
-        history["destructive"] = scan_migrations(p["project_dir"], migrations_dir, history["pending"])
-        result["history"] = history
-
-    result["pg_dump_major"] = None
-    pg_dump = module.get_bin_path(p["pg_dump"], required=False)
-    if pg_dump:
-        rc, out, _err = module.run_command([pg_dump, "--version"], check_rc=False)
-        m = re.search(r"(\d+)(?:\.\d+)?", out or "")
-        if rc == 0 and m:
-            result["pg_dump_major"] = int(m.group(1))
-    if p["backup_dir"]:
-        result["backup_dir_free_bytes"] = _free_bytes(p["backup_dir"])
-        result["backup_dir_writable"] = _writable(p["backup_dir"])
-        result["user"] = _user_name()
-    result["msg"] = (
-        f"database {conn['database']} on {conn['host']}:{conn['port']} answers"
-        f" (PostgreSQL {result['server_major']}, {result['size_bytes']} bytes)"
-    )
+    facts.update(history(row, query, conn["schema"], audit))
+    facts.update(tools_and_space(module, p["pg_dump"], p["backup_dir"], facts["size_bytes"], p["min_free_ratio"]))
+    return facts
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "database_url": {"type": "str", "no_log": True},
+            **connection_argument_spec(),
             "row_counts": {"type": "bool", "default": False},
             "row_estimates": {"type": "bool", "default": False},
             "backup_dir": {"type": "path"},
+            "min_free_ratio": {"type": "float", "default": SPACE_MARGIN},
             "checks": {"type": "list", "elements": "dict", "default": []},
             "project_dir": {"type": "path"},
             "migrate_status": {
@@ -408,45 +314,62 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    result = {"changed": False}
-    url = p["database_url"] or os.environ.get("DATABASE_URL")
+    result = {
+        "changed": False,
+        **dict.fromkeys(("database", "host", "port", "schema", "url_display"), None),
+        **dict.fromkeys(("server_version", "server_major", "system_identifier", "schema_exists"), None),
+        "size_bytes": None,
+        "tables": {},
+        "prisma_lock_holders": [],
+        "run_lock_holders": [],
+        "managed": None,
+        "applied": [],
+        "history": {},
+        "checks": [],
+        "pg_dump_major": None,
+        **dict.fromkeys(("backup_dir_free_bytes", "backup_dir_needed_bytes", "backup_dir_room"), None),
+        "backup_dir_writable": None,
+        "user": None,
+        "migrate_status": {},
+    }
     prisma = None  # the Prisma commands running side by side, stopped on any failure
 
     def fail(msg):
         if prisma:
             prisma.stop()
-        result["msg"] = redact(msg, url)
-        module.fail_json(**result)
+        module.fail_json(msg=redact(msg, p["database_url"]), **result)
 
-    conn = target_connection(url, fail)
+    conn = connect(p, fail)
+    result.update(url_identity(conn))
     migrations_dir = None
-    if p["project_dir"]:
-        try:
-            migrations_dir = check_project(p["project_dir"])
-        except PrismaCliError as exc:
-            fail(str(exc))
-    status = p["migrate_status"]
-    if status:
-        if "DATABASE_URL" in status["environment"]:
-            fail("migrate_status.environment must not carry DATABASE_URL (it is not secret there): pass database_url")
-        try:
-            prisma = StatusRun(module, project_dir=p["project_dir"], database_url=p["database_url"], **status)
-        except PrismaCliError as exc:
-            fail(str(exc))
     try:
-        read(module, p, conn, migrations_dir, result, fail)
+        if p["project_dir"]:
+            migrations_dir = check_project(p["project_dir"])
+        if p["migrate_status"]:
+            refuse_url_in_environment(p["migrate_status"]["environment"], "migrate_status.environment", fail)
+            prisma = StatusRun(
+                module, project_dir=p["project_dir"], database_url=p["database_url"], **p["migrate_status"]
+            )
+    except PrismaCliError as exc:
+        fail(str(exc))
+    try:
+        result.update(read(module, p, conn, migrations_dir, fail))
     except BaseException:  # fail_json's exit, or anything unexpected: never leave Prisma running
         if prisma:
             prisma.stop()
         raise
+    msg = (
+        f"database {conn['database']} on {conn['host']}:{conn['port']} answers"
+        f" (PostgreSQL {result['server_major']}, {result['size_bytes']} bytes)"
+    )
     if prisma:
-        facts, problem = prisma.collect(parse_migrate_status, lambda text: redact(text, url))
+        facts, problem = prisma.collect(parse_migrate_status, lambda text: redact(text, p["database_url"]))
         prisma = None
         facts["msg"] = problem or f"{facts['summary']}; next: {NEXT_STEP[facts['state']]}"
         result["migrate_status"] = facts
         if problem:
             fail(problem)
-    module.exit_json(**result)
+    module.exit_json(msg=msg, **result)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ description:
     locally; use M(prisma_migration_history_info) for those.
 version_added: "1.0.0"
 author: Ops team
+extends_documentation_fragment:
+  - prisma_connection
 options:
   project_dir:
     description:
@@ -38,15 +40,10 @@ options:
       - Path to the Prisma schema, passed as C(--schema). Relative paths are relative to I(project_dir).
       - When unset, Prisma finds the schema itself and the migrations are read from C(prisma/migrations).
     type: path
-  database_url:
-    description:
-      - The database URL, exported to the command as C(DATABASE_URL). Never logged; the password is
-        removed from everything the module returns.
-      - When unset, the command sees whatever C(DATABASE_URL) its environment already has.
-    type: str
   environment:
     description:
-      - Variables added to the command's environment (for example the Prisma engine paths).
+      - Variables added to the command's environment (for example the Prisma engine paths). Never
+        C(DATABASE_URL) - it would be logged here; the URL is I(database_url).
     type: dict
     default: {}
   expect:
@@ -208,10 +205,13 @@ cmd:
   sample: ["/srv/app/node_modules/.bin/prisma", "migrate", "status"]
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project
+from ansible.module_utils.prisma_connection import (
+    connection_argument_spec,
+    refuse_url_in_environment,
+    require_database_url,
+)
 from ansible.module_utils.prisma_status import NEXT_STEP, STATES, parse_migrate_status
 from ansible.module_utils.prisma_url import redact
 
@@ -219,10 +219,10 @@ from ansible.module_utils.prisma_url import redact
 def main():
     module = AnsibleModule(
         argument_spec={
+            **connection_argument_spec(),
             "project_dir": {"type": "path", "required": True},
             "command": {"type": "str", "default": "prisma"},
             "schema": {"type": "path"},
-            "database_url": {"type": "str", "no_log": True},
             "environment": {"type": "dict", "default": {}},
             "expect": {"type": "str", "choices": list(STATES)},
             "validate": {"type": "bool", "default": False},
@@ -231,42 +231,38 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "cmd": [], "msg": ""}
+    result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "cmd": []}
     result.update(duration_s=0.0, validation={})
     result.update(parse_migrate_status("", None))
     result["failed_migrations"] = result.pop("failed")
-    if "DATABASE_URL" in (p["environment"] or {}):
-        module.fail_json(
-            msg="environment must not carry DATABASE_URL (it is not secret there): pass it as database_url", **result
-        )
-    secret = p["database_url"] or os.environ.get("DATABASE_URL")
 
+    def fail(msg):
+        module.fail_json(msg=msg, **result)
+
+    refuse_url_in_environment(p["environment"], "environment", fail)
     try:
         check_project(p["project_dir"], p["schema"])
+        url = require_database_url(p, fail)
         run = StatusRun(
             module,
             command=p["command"],
             project_dir=p["project_dir"],
             schema=p["schema"],
             environment=p["environment"],
-            database_url=p["database_url"],
+            database_url=url,
             timeout=p["timeout"],
             validate=p["validate"],
         )
     except PrismaCliError as exc:
-        result["msg"] = str(exc)
-        module.fail_json(**result)
-    facts, problem = run.collect(parse_migrate_status, lambda text: redact(text, secret))
+        fail(str(exc))
+    facts, problem = run.collect(parse_migrate_status, lambda text: redact(text, url))
     result.update(facts)
     if problem:
-        result["msg"] = problem
-        module.fail_json(**result)
-    result["msg"] = f"{facts['summary']}; next: {NEXT_STEP[facts['state']]}"
-
+        fail(problem)
+    msg = f"{facts['summary']}; next: {NEXT_STEP[facts['state']]}"
     if p["expect"] and facts["state"] != p["expect"]:
-        result["msg"] = f"expected migration state {p['expect']}, found {facts['state']}: {result['msg']}"
-        module.fail_json(**result)
-    module.exit_json(**result)
+        fail(f"expected migration state {p['expect']}, found {facts['state']}: {msg}")
+    module.exit_json(msg=msg, **result)
 
 
 if __name__ == "__main__":

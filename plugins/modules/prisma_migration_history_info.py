@@ -14,13 +14,13 @@ description:
     up to date!" for both - an applied migration whose file was edited since (its SHA-256 no longer
     matches the recorded C(checksum)), and a migration applied in the database but missing locally.
   - Also reports failed, rolled-back and unfinished migrations, and what is pending.
-  - The Prisma URL is converted for libpq - Prisma-only query parameters (C(schema),
-    C(connection_limit), C(pgbouncer) ...) are left out, C(schema) qualifies the table, C(sslmode)
-    and the other libpq parameters are kept. The password reaches C(psql) as C(PGPASSWORD) in its
-    environment, never on a command line.
+  - The URL's C(schema) parameter qualifies the table (see I(database_url)).
+  - The same audit as M(prisma_database_info)'s I(history) (one function, C(prisma_history.audit_history)).
   - Read-only, so C(changed) is always false and the module runs in check mode.
 version_added: "1.0.0"
 author: Ops team
+extends_documentation_fragment:
+  - prisma_connection
 options:
   project_dir:
     description:
@@ -31,11 +31,6 @@ options:
     description:
       - The folder of migration folders, when it is not C(prisma/migrations) under I(project_dir).
     type: path
-  database_url:
-    description:
-      - The Prisma database URL (C(postgresql://USER:PW@HOST:PORT/DB?schema=...)). Never logged.
-      - When unset, C(DATABASE_URL) from the module's environment is used.
-    type: str
   allow_unmanaged:
     description:
       - When the table C(_prisma_migrations) does not exist, return every local migration as pending
@@ -150,12 +145,12 @@ problems:
   type: list
   elements: str
 database:
-  description: The database name from the URL.
+  description: The database name from the URL (null when the URL could not be read).
   returned: always
   type: str
   sample: app
 table:
-  description: The table read, schema-qualified.
+  description: The table read, schema-qualified (null until it was read).
   returned: always
   type: str
   sample: '"public"."_prisma_migrations"'
@@ -181,23 +176,18 @@ dropped_url_parameters:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_history import local_migrations, read_history
-from ansible.module_utils.prisma_pg import client_tools, target_connection
+from ansible.module_utils.prisma_connection import connect, connection_argument_spec
+from ansible.module_utils.prisma_history import audit_history
+from ansible.module_utils.prisma_pg import client_tools
 from ansible.module_utils.prisma_url import redact
-from ansible.module_utils.sql_scan import scan_migrations
-
-
-def _renamed(facts):
-    facts["failed_migrations"] = facts.pop("failed")
-    return facts
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **connection_argument_spec(),
             "project_dir": {"type": "path", "required": True},
             "migrations_dir": {"type": "path"},
-            "database_url": {"type": "str", "no_log": True},
             "allow_unmanaged": {"type": "bool", "default": False},
             "psql": {"type": "str", "default": "psql"},
             "connect_timeout": {"type": "int", "default": 10},
@@ -223,28 +213,25 @@ def main():
         "database": None,
         "table": None,
         "dropped_url_parameters": [],
-        "msg": "",
     }
 
     def fail(msg):
-        result["msg"] = redact(msg, url)
-        module.fail_json(**result)
+        module.fail_json(msg=redact(msg, p["database_url"]), **result)
 
-    url = p["database_url"] or os.environ.get("DATABASE_URL")
     if not os.path.isdir(p["project_dir"]):
         fail(f"project_dir {p['project_dir']} does not exist on this host: set prisma_project_dir to the app checkout")
     migrations_dir = p["migrations_dir"] or os.path.join(p["project_dir"], "prisma", "migrations")
     if not os.path.isdir(migrations_dir):
         fail(f"no migrations folder at {migrations_dir}: is {p['project_dir']} the app checkout?")
-    conn = target_connection(url, fail)
+    conn = connect(p, fail)
     psql = client_tools(module, p, ["psql"], fail)["psql"]
 
     result["database"] = conn["database"]
     result["dropped_url_parameters"] = conn["dropped"]
-    local = local_migrations(migrations_dir)
-    table, managed, facts = read_history(
-        module, psql, conn, local, fail, p["connect_timeout"], app="prisma_migration_history_info"
-    )
+    table, managed, facts = audit_history(
+        module, psql, conn, p["project_dir"], migrations_dir, fail, p["connect_timeout"],
+        app="prisma_migration_history_info",
+    )  # fmt: skip
     result["table"] = table
     if not managed and not p["allow_unmanaged"]:
         fail(
@@ -252,15 +239,14 @@ def main():
             " - check the URL's database and schema, or set allow_unmanaged for a first deploy"
         )
     result["managed"] = managed
-    result.update(_renamed(facts))
-    result["destructive"] = scan_migrations(p["project_dir"], migrations_dir, result["pending"])
+    result.update(facts)
     if not managed:
-        result["msg"] = f"{table} does not exist yet: {len(result['pending'])} local migration(s) pending"
+        msg = f"{table} does not exist yet: {len(result['pending'])} local migration(s) pending"
     elif result["ok"]:
-        result["msg"] = f"history consistent: {len(result['applied'])} applied, {len(result['pending'])} pending"
+        msg = f"history consistent: {len(result['applied'])} applied, {len(result['pending'])} pending"
     else:
-        result["msg"] = "; ".join(result["problems"])
-    module.exit_json(**result)
+        msg = "; ".join(result["problems"])
+    module.exit_json(msg=msg, **result)
 
 
 if __name__ == "__main__":

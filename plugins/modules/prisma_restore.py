@@ -19,13 +19,11 @@ description:
   - Cost - the restore holds an exclusive lock on the schema's objects until it commits (the
     application sees errors or waits during it), and it cannot use C(--jobs), which is incompatible
     with a single transaction. Directory-format snapshots are still dumped in parallel.
-  - The password reaches C(psql) as C(PGPASSWORD), never on a command line.
 version_added: "1.0.0"
 author: Ops team
+extends_documentation_fragment:
+  - prisma_connection
 options:
-  database_url:
-    description: The target database's Prisma URL. Never logged. When unset, C(DATABASE_URL).
-    type: str
   path:
     description: The snapshot (verified beforehand with M(prisma_snapshot_info)).
     type: path
@@ -68,11 +66,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 duration_s:
-  description: Seconds the restore took.
-  returned: success
+  description: Seconds the restore took (also when it failed and was rolled back); null when it did not start.
+  returned: always
   type: float
 schema:
-  description: The schema restored.
+  description: The schema restored; null when the URL could not be read.
   returned: always
   type: str
 """
@@ -84,6 +82,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_connection import connect, connection_argument_spec
 from ansible.module_utils.prisma_pg import (
     client_tools,
     explain_psql_error,
@@ -92,7 +91,6 @@ from ansible.module_utils.prisma_pg import (
     psql_json,
     quote_ident,
     quote_literal,
-    target_connection,
 )
 from ansible.module_utils.prisma_url import redact
 
@@ -100,7 +98,7 @@ from ansible.module_utils.prisma_url import redact
 def main():
     module = AnsibleModule(
         argument_spec={
-            "database_url": {"type": "str", "no_log": True},
+            **connection_argument_spec(),
             "path": {"type": "path", "required": True},
             "schema": {"type": "str"},
             "lock_timeout": {"type": "str", "default": "30s"},
@@ -111,14 +109,12 @@ def main():
         supports_check_mode=False,
     )
     p = module.params
-    result = {"changed": False, "schema": None}
-    url = p["database_url"] or os.environ.get("DATABASE_URL")
+    result = {"changed": False, "duration_s": None, "schema": None}
 
     def fail(msg):
-        result["msg"] = redact(msg, url)
-        module.fail_json(**result)
+        module.fail_json(msg=redact(msg, p["database_url"]), **result)
 
-    conn = target_connection(url, fail)
+    conn = connect(p, fail)
     schema = p["schema"] or conn["schema"]
     result["schema"] = schema
     if not all(ch.isalnum() or ch in " ." for ch in p["lock_timeout"]):
@@ -233,10 +229,10 @@ def main():
             f"pg_restore could not read all of {p['path']} ({first_line(restore_err)}): the restore was rolled back,"
             " the database is unchanged"
         )
-    result.update(
-        changed=True, msg=f"restored schema {schema} of {conn['database']} from {p['path']} in {result['duration_s']} s"
+    result["changed"] = True
+    module.exit_json(
+        msg=f"restored schema {schema} of {conn['database']} from {p['path']} in {result['duration_s']} s", **result
     )
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -22,15 +22,14 @@ description:
     connection drops.
 version_added: "1.0.0"
 author: Ops team
+extends_documentation_fragment:
+  - prisma_connection
 options:
   state:
     description: C(acquired) takes the lock, C(renewed) extends its lease, C(released) lets it go.
     type: str
     choices: [acquired, renewed, released]
     default: acquired
-  database_url:
-    description: The Prisma database URL. Never logged. When unset, C(DATABASE_URL) from the environment.
-    type: str
   owner:
     description: Who runs, shown to anyone refused (for example C(alice@laptop run 20240101T000000Z)).
     type: str
@@ -56,6 +55,9 @@ options:
     description: Seconds to wait for the holder to report.
     type: int
     default: 30
+notes:
+  - I(database_url) is needed to take the lock (I(state=acquired)); renewing and releasing work on the
+    holder's files in I(state_dir) and do not connect.
 attributes:
   check_mode:
     support: none
@@ -82,12 +84,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 holder_pid:
-  description: PID of the holder process on this host.
-  returned: when acquired
+  description: PID of the holder process on this host, when it was acquired; else null.
+  returned: always
   type: int
 watched_pid:
-  description: The PID whose exit releases the lock, or null.
-  returned: when acquired
+  description: The PID whose exit releases the lock, when it was acquired; else null.
+  returned: always
   type: int
 lock_key:
   description: The advisory lock key.
@@ -95,8 +97,8 @@ lock_key:
   type: int
   sample: 7270736900001
 holders:
-  description: The sessions holding the lock when it was refused.
-  returned: when refused
+  description: The sessions holding the lock when it was refused; else empty.
+  returned: always
   type: list
   elements: dict
 """
@@ -108,6 +110,7 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_connection import connect, connection_argument_spec
 from ansible.module_utils.prisma_pg import (
     RUN_LOCK_KEY,
     client_tools,
@@ -116,7 +119,6 @@ from ansible.module_utils.prisma_pg import (
     lock_holders_sql,
     psql_env,
     stop_child,
-    target_connection,
 )
 from ansible.module_utils.prisma_runlock import alive, read_json, renew, started_before, state_paths, write_json
 from ansible.module_utils.prisma_url import redact
@@ -204,8 +206,8 @@ def _daemonize_and_hold(*args):
 def main():
     module = AnsibleModule(
         argument_spec={
+            **connection_argument_spec(),
             "state": {"type": "str", "choices": ["acquired", "renewed", "released"], "default": "acquired"},
-            "database_url": {"type": "str", "no_log": True},
             "owner": {"type": "str", "required": True},
             "state_dir": {"type": "path", "required": True},
             "lease": {"type": "int", "default": 7200},
@@ -216,13 +218,10 @@ def main():
         supports_check_mode=False,
     )
     p = module.params
-    result = {"changed": False, "lock_key": RUN_LOCK_KEY}
-    url = p["database_url"] or os.environ.get("DATABASE_URL")
+    result = {"changed": False, "holder_pid": None, "watched_pid": None, "lock_key": RUN_LOCK_KEY, "holders": []}
 
-    def fail(msg, **extra):
-        result.update(extra)
-        result["msg"] = redact(msg, url)
-        module.fail_json(**result)
+    def fail(msg):
+        module.fail_json(msg=redact(msg, p["database_url"]), **result)
 
     os.makedirs(p["state_dir"], mode=0o700, exist_ok=True)
     status_path, lease_path = state_paths(p["state_dir"], p["owner"])
@@ -231,8 +230,7 @@ def main():
         problem = renew(p["state_dir"], p["owner"])
         if problem:
             fail(problem)
-        result["msg"] = "run lock lease renewed"
-        module.exit_json(**result)
+        module.exit_json(msg="run lock lease renewed", **result)
 
     if p["state"] == "released":
         status = read_json(status_path)
@@ -247,10 +245,9 @@ def main():
         deadline = time.time() + p["timeout"]
         while pid and alive(pid) and time.time() < deadline:
             time.sleep(0.05)
-        result["msg"] = "run lock released" if result["changed"] else "run lock was not held"
-        module.exit_json(**result)
+        module.exit_json(msg="run lock released" if result["changed"] else "run lock was not held", **result)
 
-    conn = target_connection(url, fail)
+    conn = connect(p, fail)
     psql = client_tools(module, p, ["psql"], fail)["psql"]
     if os.path.exists(status_path):
         old = read_json(status_path) or {}
@@ -286,11 +283,10 @@ def main():
             environ_update=psql_env(conn),
             check_rc=False,
         )
-        holders = json.loads(out) if rc == 0 and out.strip() else []
+        result["holders"] = json.loads(out) if rc == 0 and out.strip() else []
         fail(
-            f"another run holds the migration lock on database {conn['database']}: {describe_holders(holders)}"
-            " - wait for it to finish; nothing was changed by this run",
-            holders=holders,
+            f"another run holds the migration lock on database {conn['database']}: {describe_holders(result['holders'])}"
+            " - wait for it to finish; nothing was changed by this run"
         )
     if status["status"] != "held":
         os.unlink(lease_path)
@@ -299,8 +295,7 @@ def main():
             f"could not take the run lock on database {conn['database']}: {first_line(status.get('error'), 'unknown error')}"
         )
     result.update(changed=True, holder_pid=status["pid"], watched_pid=watch)
-    result["msg"] = f"run lock {RUN_LOCK_KEY} held on database {conn['database']} for {p['owner']}"
-    module.exit_json(**result)
+    module.exit_json(msg=f"run lock {RUN_LOCK_KEY} held on database {conn['database']} for {p['owner']}", **result)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,14 @@ description:
     checksum, the applied migrations and the exact row count of every table at backup time.
   - Keeps the newest I(keep) snapshots of the same database in the folder and deletes older ones
     (only those with a manifest of this database; nothing else in the folder is touched).
-  - The Prisma URL is converted for libpq (C(?schema=) and other Prisma-only parameters make
-    C(pg_dump) fail); the password reaches C(pg_dump) as C(PGPASSWORD), never on a command line.
+  - Refuses to start unless the free space in I(dest_dir) is at least the database size times
+    I(min_free_ratio) - the rule M(prisma_database_info) reports as I(backup_dir_room).
   - A failed or unverifiable dump leaves no file with the final name and fails the task.
 version_added: "1.0.0"
 author: Ops team
+extends_documentation_fragment:
+  - prisma_connection
 options:
-  database_url:
-    description: The Prisma database URL. Never logged. When unset, C(DATABASE_URL) from the environment.
-    type: str
   dest_dir:
     description: Folder for snapshots and manifests on this host (created 0700).
     type: path
@@ -65,9 +64,11 @@ options:
     elements: path
     default: []
   min_free_ratio:
-    description: Refuse to start unless the free space is at least this many times the database size.
+    description:
+      - Refuse to start unless the free space is at least this many times the database size (rounded up). The
+        same rule and default as M(prisma_database_info)'s I(min_free_ratio).
     type: float
-    default: 1.0
+    default: 1.2
   pg_dump:
     description: The C(pg_dump) client.
     type: str
@@ -101,41 +102,43 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: The snapshot (a file, or a folder for the directory format).
-  returned: success
+  description: The snapshot (a file, or a folder for the directory format); null when none was taken.
+  returned: always
   type: str
   sample: /var/backups/prisma/app-20240101T020000Z-20240210090000_add_fks.dump
 manifest_path:
-  description: The JSON manifest beside it.
-  returned: success
+  description: The JSON manifest beside it; null when none was written.
+  returned: always
   type: str
 manifest:
-  description: The manifest's content.
-  returned: success
+  description: The manifest's content; empty when none was written.
+  returned: always
   type: dict
 format:
-  description: The pg_dump format used (C(auto) resolved to C(custom) or C(directory)).
-  returned: success
+  description: The pg_dump format used (C(auto) resolved to C(custom) or C(directory)); null until chosen.
+  returned: always
   type: str
 jobs:
-  description: The pg_dump jobs used.
-  returned: success
+  description: The pg_dump jobs used; null until chosen.
+  returned: always
   type: int
 sha256:
-  description: SHA-256 of the file (directory format - of every file's name and content, in name order).
-  returned: success
+  description:
+    - SHA-256 of the file (directory format - of every file's name and content, in name order); null when
+      none was taken.
+  returned: always
   type: str
 size_bytes:
-  description: Size on disk.
-  returned: success
+  description: Size on disk; null when none was taken.
+  returned: always
   type: int
 duration_s:
-  description: Seconds the dump and its verification took.
-  returned: success
+  description: Seconds the dump and its verification took; null when none was taken.
+  returned: always
   type: float
 removed:
   description: Older snapshots deleted by the retention.
-  returned: success
+  returned: always
   type: list
   elements: str
 """
@@ -148,24 +151,27 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prisma_connection import connect, connection_argument_spec
+from ansible.module_utils.prisma_history import applied_sql, migrations_table
 from ansible.module_utils.prisma_pg import (
     client_tools,
     explain_psql_error,
     psql_env,
     psql_json,
-    quote_ident,
     quote_literal,
     row_counts_sql,
     stop_child,
-    target_connection,
 )
 from ansible.module_utils.prisma_snapshots import (
+    SPACE_MARGIN,
+    apply_retention,
     choose_format,
-    manifests,
+    free_bytes,
     remove,
-    same_database,
+    room_for_snapshot,
     sha256_of,
     size_of,
+    write_manifest,
 )
 from ansible.module_utils.prisma_url import redact
 
@@ -174,139 +180,130 @@ def _safe(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "database_url": {"type": "str", "no_log": True},
-            "dest_dir": {"type": "path", "required": True},
-            "format": {"type": "str", "choices": ["auto", "custom", "directory"], "default": "custom"},
-            "jobs": {"type": "int", "default": 1},
-            "compress": {"type": "int", "default": 6},
-            "keep": {"type": "int", "default": 5},
-            "run_id": {"type": "str", "default": ""},
-            "purpose": {"type": "str", "choices": ["pre_migration", "safety", "manual"], "default": "pre_migration"},
-            "protect": {"type": "list", "elements": "path", "default": []},
-            "min_free_ratio": {"type": "float", "default": 1.0},
-            "pg_dump": {"type": "str", "default": "pg_dump"},
-            "pg_restore": {"type": "str", "default": "pg_restore"},
-            "psql": {"type": "str", "default": "psql"},
-        },
-        supports_check_mode=False,
-    )
-    p = module.params
-    result = {"changed": False}
-    url = p["database_url"] or os.environ.get("DATABASE_URL")
-    partial = None
-    running = []  # a pg_dump still writing, stopped before its partial file is removed
+class Leftovers:
+    """What a failure must undo: a pg_dump still writing (stopped first), then its partial file."""
 
-    def fail(msg):
-        for proc in running:
+    def __init__(self):
+        self.running = []
+        self.partial = None
+
+    def clean(self):
+        for proc in self.running:
             stop_child(proc)
-        if partial:
-            remove(partial)
-        result["msg"] = redact(msg, url)
-        module.fail_json(**result)
+        if self.partial:
+            remove(self.partial)
 
-    if p["keep"] < 1:
-        fail(f"keep is {p['keep']}: keep at least the snapshot being taken (1 or more)")
-    if not 0 <= p["compress"] <= 9:
-        fail(f"compress is {p['compress']}: give a level from 0 to 9")
-    conn = target_connection(url, fail)
-    tools = client_tools(module, p, ("pg_dump", "pg_restore", "psql"), fail)
 
-    os.makedirs(p["dest_dir"], mode=0o700, exist_ok=True)
-    os.chmod(p["dest_dir"], 0o700)
-    env = psql_env(conn, app="prisma-snapshot")
+class SnapshotSession:
+    """One repeatable-read psql session that exports its snapshot: the manifest's
+    counts and migration list and pg_dump (--snapshot) all see the same moment,
+    whatever the application writes meanwhile."""
 
-    schema = conn["schema"]
-    table = f"{quote_ident(schema)}.{quote_ident('_prisma_migrations')}"
-    info = psql_json(
-        module,
-        tools["psql"],
-        conn,
-        "SELECT json_build_object('server_version', current_setting('server_version'),"
-        " 'size_bytes', pg_database_size(current_database()),"
-        f" 'managed', to_regclass({quote_literal(table)}) IS NOT NULL)",
-        fail,
-    )
-    st = os.statvfs(p["dest_dir"])
-    free = st.f_bavail * st.f_frsize
-    if free < info["size_bytes"] * p["min_free_ratio"]:
-        fail(
-            f"not enough space in {p['dest_dir']}: {free} bytes free, database {conn['database']} is"
-            f" {info['size_bytes']} bytes (x{p['min_free_ratio']}) - free space or point backup_dir elsewhere"
+    def __init__(self, psql, env, conn, fail):
+        self.conn, self.fail = conn, fail
+        self.proc = subprocess.Popen(
+            [psql, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env},
+            text=True,
         )
-    p["format"], p["jobs"] = choose_format(p["format"], p["jobs"], info["size_bytes"], os.cpu_count())
-    result.update(format=p["format"], jobs=p["jobs"])
-    # One repeatable-read session exports its snapshot: the manifest's counts
-    # and migration list and pg_dump (--snapshot) all see the same moment,
-    # whatever the application writes meanwhile.
-    session = subprocess.Popen(
-        [tools["psql"], "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **env},
-        text=True,
-    )
 
-    def ask(sql):
+    def ask(self, sql):
         """Send statements; return the one line the last of them prints."""
         try:
-            session.stdin.write(sql + "\n")
-            session.stdin.flush()
+            self.proc.stdin.write(sql + "\n")
+            self.proc.stdin.flush()
         except BrokenPipeError:
             pass
-        line = session.stdout.readline()
+        line = self.proc.stdout.readline()
         if not line:
-            session.kill()
-            fail(
-                f"the snapshot session failed: {explain_psql_error(session.stderr.read(), conn)} - nothing was migrated"
+            self.proc.kill()
+            self.fail(
+                f"the snapshot session failed: {explain_psql_error(self.proc.stderr.read(), self.conn)}"
+                " - nothing was migrated"
             )
         return line.strip()
 
-    def one_line(sql):
-        return f"SELECT replace(({sql})::text, E'\\n', ' ');"
+    def json(self, sql):
+        """The JSON value a query returns, on one line."""
+        return json.loads(self.ask(f"SELECT replace(({sql})::text, E'\\n', ' ');"))
 
-    snapshot_id = ask("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();")
-    applied = []
-    if info["managed"]:
-        applied = json.loads(
-            ask(
-                one_line(
-                    "SELECT coalesce(json_agg(migration_name ORDER BY finished_at, migration_name), '[]') FROM "
-                    f"{table} WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
-                )
-            )
+    def export(self):
+        return self.ask("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();")
+
+    def close(self):
+        try:
+            self.proc.stdin.write("COMMIT;\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.proc.wait()
+
+
+def read_target(module, psql, conn, fail):
+    """Server version, database size, and whether Prisma manages the schema."""
+    return psql_json(
+        module,
+        psql,
+        conn,
+        "SELECT json_build_object('server_version', current_setting('server_version'),"
+        " 'size_bytes', pg_database_size(current_database()),"
+        f" 'managed', to_regclass({quote_literal(migrations_table(conn['schema']))}) IS NOT NULL)",
+        fail,
+    )
+
+
+def check_room(dest_dir, conn, size_bytes, ratio, fail):
+    free = free_bytes(dest_dir)
+    if not room_for_snapshot(free, size_bytes, ratio)[1]:
+        fail(
+            f"not enough space in {dest_dir}: {free} bytes free, database {conn['database']} is"
+            f" {size_bytes} bytes (x{ratio}) - free space or point backup_dir elsewhere"
         )
 
-    started = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (targets may run Python < 3.11)
+
+def snapshot_paths(dest_dir, conn, fmt, applied, started):
+    """The final path of this snapshot, after removing the partial files of a run killed mid-dump
+    (the run lock guarantees none is in progress)."""
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    last = applied[-1] if applied else "none"
-    base = f"{_safe(conn['database'])}-{stamp}-{_safe(last)}"
-    final = os.path.join(p["dest_dir"], base + (".dump" if p["format"] == "custom" else ".dir"))
-    partial = final + ".partial"
-    # Leftovers of a run killed mid-dump (the run lock guarantees none is in progress).
-    for name in os.listdir(p["dest_dir"]):
+    base = f"{_safe(conn['database'])}-{stamp}-{_safe(applied[-1] if applied else 'none')}"
+    final = os.path.join(dest_dir, base + (".dump" if fmt == "custom" else ".dir"))
+    for name in os.listdir(dest_dir):
         if re.match(re.escape(_safe(conn["database"])) + r"-\d{8}T\d{6}Z-.*\.partial$", name):
-            remove(os.path.join(p["dest_dir"], name))
+            remove(os.path.join(dest_dir, name))
+    return final
+
+
+def dump(p, tools, conn, info, fmt, jobs, leftovers, fail):
+    """pg_dump of the schema into ``<final>.partial`` in the session's snapshot, while the same session
+    counts every table's rows. Returns final, applied, tables, started and t0 (when pg_dump started)."""
+    schema = conn["schema"]
+    env = psql_env(conn, app="prisma-snapshot")
+    session = SnapshotSession(tools["psql"], env, conn, fail)
+    snapshot_id = session.export()
+    applied = session.json(applied_sql(migrations_table(schema))) if info["managed"] else []
+
+    started = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (targets may run Python < 3.11)
+    final = snapshot_paths(p["dest_dir"], conn, fmt, applied, started)
     if os.path.exists(final):
         fail(f"{final} exists already: two snapshots in the same second? run again")
-
+    leftovers.partial = final + ".partial"
     argv = [
         tools["pg_dump"],
-        f"--format={p['format']}",
+        f"--format={fmt}",
         f"--compress={p['compress']}",
         f"--schema={schema}",
         f"--snapshot={snapshot_id}",
-        f"--file={partial}",
+        f"--file={leftovers.partial}",
     ]
-    if p["format"] == "directory" and p["jobs"] > 1:
-        argv.append(f"--jobs={p['jobs']}")
+    if fmt == "directory" and jobs > 1:
+        argv.append(f"--jobs={jobs}")
     t0 = time.monotonic()
     old_umask = os.umask(0o077)
     try:
-        dump = subprocess.Popen(
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -316,35 +313,41 @@ def main():
         )
     finally:
         os.umask(old_umask)
-    running.append(dump)
+    leftovers.running.append(proc)
     # The manifest's exact row counts, in the same snapshot, while pg_dump runs
     # (the count scans every table once; done after the dump it added its whole time).
     try:
-        tables = json.loads(ask(one_line(row_counts_sql(schema))))
+        tables = session.json(row_counts_sql(schema))
     except BaseException:
-        stop_child(dump)
+        stop_child(proc)
         raise
-    _out, err = dump.communicate()
-    running.remove(dump)
-    rc = dump.returncode
-    try:
-        session.stdin.write("COMMIT;\n")
-        session.stdin.close()
-    except BrokenPipeError:
-        pass
-    session.wait()
-    if rc != 0:
-        fail(f"pg_dump failed (exit {rc}): {explain_psql_error(err, conn, 'pg_dump')} - nothing was migrated")
-    rc, toc, err = module.run_command([tools["pg_restore"], "--list", partial], check_rc=False)
+    _out, err = proc.communicate()
+    leftovers.running.remove(proc)
+    session.close()
+    if proc.returncode != 0:
+        fail(
+            f"pg_dump failed (exit {proc.returncode}): {explain_psql_error(err, conn, 'pg_dump')} - nothing was migrated"
+        )
+    return {"final": final, "applied": applied, "tables": tables, "started": started, "t0": t0}
+
+
+def verify(module, pg_restore, final, leftovers, fail):
+    """``pg_restore --list`` reads the partial dump, then it gets its final name, mode 0600 (0700 for a
+    folder). Returns (TOC entries, SHA-256)."""
+    rc, toc, err = module.run_command([pg_restore, "--list", leftovers.partial], check_rc=False)
     entries = [ln for ln in toc.splitlines() if ln.strip() and not ln.startswith(";")]
     if rc != 0 or not entries:
         fail(
             f"the dump could not be verified with pg_restore --list: {(err or 'empty table of contents').strip()[:200]}"
         )
-    checksum = sha256_of(partial)
-    os.rename(partial, final)
-    partial = None
-    duration = round(time.monotonic() - t0, 3)
+    checksum = sha256_of(leftovers.partial)
+    os.rename(leftovers.partial, final)
+    leftovers.partial = None
+    return len(entries), checksum
+
+
+def restrict_modes(final):
+    """The snapshot readable by its owner only."""
     if os.path.isdir(final):
         for name in os.listdir(final):
             os.chmod(os.path.join(final, name), 0o600)
@@ -352,62 +355,101 @@ def main():
     else:
         os.chmod(final, 0o600)
 
-    rc, version, _err = module.run_command([tools["pg_dump"], "--version"], check_rc=False)
+
+def manifest_of(module, p, tools, conn, info, fmt, dumped, toc_entries, checksum, duration):
+    """Write the manifest beside the snapshot; return (path, content)."""
+    final = dumped["final"]
+    _rc, version, _err = module.run_command([tools["pg_dump"], "--version"], check_rc=False)
     manifest = {
         "manifest_version": 1,
         "database": conn["database"],
         "host": conn["host"],
         "port": conn["port"],
-        "schema": schema,
+        "schema": conn["schema"],
         "server_version": info["server_version"],
         "pg_dump_version": version.strip(),
-        "format": p["format"],
+        "format": fmt,
         "path": final,
         "file": os.path.basename(final),
         "size_bytes": size_of(final),
         "database_size_bytes": info["size_bytes"],
         "sha256": checksum,
-        "toc_entries": len(entries),
-        "started_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "toc_entries": toc_entries,
+        "started_at": dumped["started"].isoformat(timespec="seconds").replace("+00:00", "Z"),
         "duration_s": duration,
-        "applied_migrations": applied,
-        "last_migration": applied[-1] if applied else None,
-        "tables": tables,
+        "applied_migrations": dumped["applied"],
+        "last_migration": dumped["applied"][-1] if dumped["applied"] else None,
+        "tables": dumped["tables"],
         "run_id": p["run_id"],
         "purpose": p["purpose"],
     }
-    manifest_path = final + ".manifest.json"
-    fd = os.open(manifest_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(manifest, fh, indent=2, sort_keys=True)
+    path = final + ".manifest.json"
+    write_manifest(path, manifest)
+    return path, manifest
 
-    # Retention: the newest `keep` snapshots of this database (by manifest).
-    mine = [
-        (data.get("started_at", ""), data["file"], os.path.basename(path))
-        for path, data in manifests(p["dest_dir"])
-        if same_database(data, conn)
-    ]
-    removed = []
-    protected = {os.path.basename(x.rstrip("/")) for x in p["protect"]}
-    for _started, file, manifest_name in mine[p["keep"] :]:
-        if file == manifest["file"] or file in protected:
-            continue
-        remove(os.path.join(p["dest_dir"], file))
-        remove(os.path.join(p["dest_dir"], manifest_name))
-        removed.append(file)
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            **connection_argument_spec(),
+            "dest_dir": {"type": "path", "required": True},
+            "format": {"type": "str", "choices": ["auto", "custom", "directory"], "default": "custom"},
+            "jobs": {"type": "int", "default": 1},
+            "compress": {"type": "int", "default": 6},
+            "keep": {"type": "int", "default": 5},
+            "run_id": {"type": "str", "default": ""},
+            "purpose": {"type": "str", "choices": ["pre_migration", "safety", "manual"], "default": "pre_migration"},
+            "protect": {"type": "list", "elements": "path", "default": []},
+            "min_free_ratio": {"type": "float", "default": SPACE_MARGIN},
+            "pg_dump": {"type": "str", "default": "pg_dump"},
+            "pg_restore": {"type": "str", "default": "pg_restore"},
+            "psql": {"type": "str", "default": "psql"},
+        },
+        supports_check_mode=False,
+    )
+    p = module.params
+    result = {"changed": False, "path": None, "manifest_path": None, "manifest": {}, "format": None, "jobs": None}
+    result.update(sha256=None, size_bytes=None, duration_s=None, removed=[])
+    leftovers = Leftovers()
+
+    def fail(msg):
+        leftovers.clean()
+        module.fail_json(msg=redact(msg, p["database_url"]), **result)
+
+    if p["keep"] < 1:
+        fail(f"keep is {p['keep']}: keep at least the snapshot being taken (1 or more)")
+    if not 0 <= p["compress"] <= 9:
+        fail(f"compress is {p['compress']}: give a level from 0 to 9")
+    conn = connect(p, fail)
+    tools = client_tools(module, p, ("pg_dump", "pg_restore", "psql"), fail)
+    os.makedirs(p["dest_dir"], mode=0o700, exist_ok=True)
+    os.chmod(p["dest_dir"], 0o700)
+
+    info = read_target(module, tools["psql"], conn, fail)
+    check_room(p["dest_dir"], conn, info["size_bytes"], p["min_free_ratio"], fail)
+    fmt, jobs = choose_format(p["format"], p["jobs"], info["size_bytes"], os.cpu_count())
+    result.update(format=fmt, jobs=jobs)
+    dumped = dump(p, tools, conn, info, fmt, jobs, leftovers, fail)
+    toc_entries, checksum = verify(module, tools["pg_restore"], dumped["final"], leftovers, fail)
+    duration = round(time.monotonic() - dumped["t0"], 3)
+    restrict_modes(dumped["final"])
+    manifest_path, manifest = manifest_of(module, p, tools, conn, info, fmt, dumped, toc_entries, checksum, duration)
+    removed = apply_retention(p["dest_dir"], conn, p["keep"], manifest["file"], p["protect"])
 
     result.update(
         changed=True,
-        path=final,
+        path=dumped["final"],
         manifest_path=manifest_path,
         manifest=manifest,
         sha256=checksum,
         size_bytes=manifest["size_bytes"],
         duration_s=duration,
         removed=removed,
-        msg=f"snapshot {final} ({manifest['size_bytes']} bytes, {len(entries)} TOC entries) verified in {duration} s",
     )
-    module.exit_json(**result)
+    module.exit_json(
+        msg=f"snapshot {dumped['final']} ({manifest['size_bytes']} bytes, {toc_entries} TOC entries) verified in {duration} s",
+        **result,
+    )
 
 
 if __name__ == "__main__":

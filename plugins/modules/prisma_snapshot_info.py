@@ -16,10 +16,9 @@ description:
   - Read-only; C(changed) is always false.
 version_added: "1.0.0"
 author: Ops team
+extends_documentation_fragment:
+  - prisma_connection
 options:
-  database_url:
-    description: The target database's Prisma URL. Never logged. When unset, C(DATABASE_URL).
-    type: str
   backup_dir:
     description: The snapshot folder on this host.
     type: path
@@ -61,27 +60,30 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: The snapshot chosen.
-  returned: success
+  description: The snapshot chosen; null until one was chosen.
+  returned: always
   type: str
 manifest_path:
-  description: Its manifest.
-  returned: success
+  description: Its manifest; null until one was chosen.
+  returned: always
   type: str
 manifest:
-  description: The manifest's content (database, started_at, size_bytes, sha256, applied_migrations, tables ...).
-  returned: success
+  description:
+    - The manifest's content (database, started_at, size_bytes, sha256, applied_migrations, tables ...); empty
+      until it was read.
+  returned: always
   type: dict
 toc_entries:
-  description: Entries C(pg_restore --list) read.
-  returned: success
+  description: Entries C(pg_restore --list) read; null until it read them.
+  returned: always
   type: int
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_pg import client_tools, target_connection
+from ansible.module_utils.prisma_connection import connect, connection_argument_spec
+from ansible.module_utils.prisma_pg import client_tools
 from ansible.module_utils.prisma_snapshots import MANIFEST_SUFFIX, manifests, read_manifest, same_database, sha256_of
 from ansible.module_utils.prisma_url import redact
 
@@ -89,7 +91,7 @@ from ansible.module_utils.prisma_url import redact
 def main():
     module = AnsibleModule(
         argument_spec={
-            "database_url": {"type": "str", "no_log": True},
+            **connection_argument_spec(),
             "backup_dir": {"type": "path", "required": True},
             "snapshot": {"type": "str", "default": "latest"},
             "allow_other_database": {"type": "bool", "default": False},
@@ -99,14 +101,12 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    result = {"changed": False}
-    url = p["database_url"] or os.environ.get("DATABASE_URL")
+    result = {"changed": False, "path": None, "manifest_path": None, "manifest": {}, "toc_entries": None}
 
     def fail(msg):
-        result["msg"] = redact(msg, url) + " Nothing was changed."
-        module.fail_json(**result)
+        module.fail_json(msg=redact(msg, p["database_url"]) + " Nothing was changed.", **result)
 
-    conn = target_connection(url, fail)
+    conn = connect(p, fail)
 
     if p["snapshot"] == "latest":
         candidates = [
@@ -131,6 +131,7 @@ def main():
             fail(
                 f"snapshot {path} has no readable manifest {manifest_path}: only snapshots taken by this project can be restored"
             )
+    result.update(path=path, manifest_path=manifest_path, manifest=manifest)
     if not os.path.exists(path):
         fail(f"snapshot {path} is missing (its manifest {manifest_path} is there)")
     if not p["allow_other_database"] and not same_database(manifest, conn):
@@ -146,14 +147,10 @@ def main():
     entries = [ln for ln in toc.splitlines() if ln.strip() and not ln.startswith(";")]
     if rc != 0 or not entries:
         fail(f"pg_restore --list cannot read snapshot {path}: {(err or 'empty table of contents').strip()[:200]}")
-    result.update(
-        path=path,
-        manifest_path=manifest_path,
-        manifest=manifest,
-        toc_entries=len(entries),
-        msg=f"snapshot {path} of {manifest.get('database')} taken {manifest.get('started_at')} verified",
+    result["toc_entries"] = len(entries)
+    module.exit_json(
+        msg=f"snapshot {path} of {manifest.get('database')} taken {manifest.get('started_at')} verified", **result
     )
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -212,7 +212,8 @@ def take_snapshot(target: Target) -> Path:
             "-m",
             "prisma_snapshot",
             "-a",
-            json.dumps({"dest_dir": str(target.backup_dir)}),
+            # The URL as the module's option (no DATABASE_URL fallback), templated from the environment
+            json.dumps({"dest_dir": str(target.backup_dir), "database_url": "{{ lookup('env', 'DATABASE_URL') }}"}),
         ],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": target.db.url(), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},

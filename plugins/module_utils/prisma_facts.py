@@ -17,29 +17,11 @@ import pwd
 import re
 
 try:
-    from ansible.module_utils.prisma_history import applied_sql, migrations_table
-    from ansible.module_utils.prisma_pg import (
-        PRISMA_ADVISORY_LOCK,
-        RUN_LOCK_KEY,
-        explain_psql_error,
-        lock_holders_sql,
-        psql_env,
-        quote_literal,
-        row_counts_sql,
-    )
-    from ansible.module_utils.prisma_snapshots import SPACE_MARGIN, free_bytes, nearest_existing, room_for_snapshot
+    from ansible.module_utils import prisma_history, prisma_pg, prisma_snapshots
 except ImportError:  # unit tests import the file directly
-    from prisma_history import applied_sql, migrations_table
-    from prisma_pg import (
-        PRISMA_ADVISORY_LOCK,
-        RUN_LOCK_KEY,
-        explain_psql_error,
-        lock_holders_sql,
-        psql_env,
-        quote_literal,
-        row_counts_sql,
-    )
-    from prisma_snapshots import SPACE_MARGIN, free_bytes, nearest_existing, room_for_snapshot
+    import prisma_history
+    import prisma_pg
+    import prisma_snapshots
 
 
 # --- identity: which database this is ---------------------------------------
@@ -51,7 +33,7 @@ def identity_columns(conn: dict) -> dict:
         "server_version_num": "current_setting('server_version_num')::int",
         "system_identifier": "CASE WHEN has_function_privilege('pg_control_system()', 'execute')"
         " THEN (SELECT system_identifier::text FROM pg_control_system()) END",
-        "schema_exists": f"EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {quote_literal(conn['schema'])})",
+        "schema_exists": f"EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {prisma_pg.quote_literal(conn['schema'])})",
     }
 
 
@@ -87,7 +69,7 @@ def row_estimates_sql(schema: str) -> str:
     return (
         "SELECT coalesce(json_object_agg(t.relname, greatest(t.reltuples, 0)::bigint), '{}'::json)"
         " FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace"
-        f" WHERE n.nspname = {quote_literal(schema)} AND t.relkind IN ('r', 'p')"
+        f" WHERE n.nspname = {prisma_pg.quote_literal(schema)} AND t.relkind IN ('r', 'p')"
     )
 
 
@@ -95,7 +77,7 @@ def sizes(row: dict, query, schema: str, row_counts: bool, row_estimates: bool) 
     """``size_bytes`` from the first read; ``tables`` counted, estimated, or empty."""
     tables = {}
     if row_counts:
-        tables = query(row_counts_sql(schema))
+        tables = query(prisma_pg.row_counts_sql(schema))
     elif row_estimates:
         tables = query(row_estimates_sql(schema))
     return {"size_bytes": row["size_bytes"], "tables": tables}
@@ -105,8 +87,8 @@ def sizes(row: dict, query, schema: str, row_counts: bool, row_estimates: bool) 
 
 
 SESSION_COLUMNS = {
-    "prisma_lock_holders": f"({lock_holders_sql(PRISMA_ADVISORY_LOCK)})",
-    "run_lock_holders": f"({lock_holders_sql(RUN_LOCK_KEY)})",
+    "prisma_lock_holders": f"({prisma_pg.lock_holders_sql(prisma_pg.PRISMA_ADVISORY_LOCK)})",
+    "run_lock_holders": f"({prisma_pg.lock_holders_sql(prisma_pg.RUN_LOCK_KEY)})",
 }
 
 
@@ -118,7 +100,9 @@ def sessions(row: dict) -> dict:
 
 
 def history_columns(conn: dict) -> dict:
-    return {"managed": f"to_regclass({quote_literal(migrations_table(conn['schema']))}) IS NOT NULL"}
+    return {
+        "managed": f"to_regclass({prisma_pg.quote_literal(prisma_history.migrations_table(conn['schema']))}) IS NOT NULL"
+    }
 
 
 def history(row: dict, query, schema: str, audit: dict | None = None) -> dict:
@@ -126,7 +110,7 @@ def history(row: dict, query, schema: str, audit: dict | None = None) -> dict:
     checkout (``prisma_history.audit_history``, shared with prisma_migration_history_info) or empty."""
     facts = {"managed": row["managed"], "applied": [], "history": audit or {}}
     if row["managed"]:
-        facts["applied"] = query(applied_sql(migrations_table(schema)))
+        facts["applied"] = query(prisma_history.applied_sql(prisma_history.migrations_table(schema)))
     return facts
 
 
@@ -141,22 +125,12 @@ def run_checks(module, psql: str, conn: dict, checks: list, fail, connect_timeou
         name = str(check.get("name") or f"check {index + 1}")
         if not check.get("sql") or "expect" not in check:
             fail(f"validation check '{name}' needs both sql and expect")
-        env = psql_env(conn, connect_timeout, app="prisma-validation")
+        env = prisma_pg.psql_env(conn, connect_timeout, app="prisma-validation")
         env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c default_transaction_read_only=on").strip()
-        argv = [
-            psql,
-            "--no-psqlrc",
-            "--quiet",
-            "--tuples-only",
-            "--no-align",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            check["sql"],
-        ]
+        argv = [psql, *prisma_pg.PSQL_ARGS, "-c", check["sql"]]
         rc, out, err = module.run_command(argv, environ_update=env, check_rc=False)
         value = out.strip().splitlines()[0] if rc == 0 and out.strip() else None
-        error = None if rc == 0 else explain_psql_error(err, conn)
+        error = None if rc == 0 else prisma_pg.explain_psql_error(err, conn)
         results.append(
             {"name": name, "ok": rc == 0 and value == str(check["expect"]), "value": value,
              "expect": str(check["expect"]), "error": error}
@@ -186,17 +160,19 @@ def user_name() -> str:
 
 def writable(path: str) -> bool:
     """Whether this user can write snapshots into path, creating it if needed."""
-    existing = nearest_existing(path)
+    existing = prisma_snapshots.nearest_existing(path)
     return os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK)
 
 
-def tools_and_space(module, pg_dump: str, backup_dir, size_bytes: int, min_free_ratio: float = SPACE_MARGIN) -> dict:
+def tools_and_space(
+    module, pg_dump: str, backup_dir, size_bytes: int, min_free_ratio: float = prisma_snapshots.SPACE_MARGIN
+) -> dict:
     """``pg_dump_major``; the room a snapshot needs (``size_bytes`` x ``min_free_ratio``, the same rule
     prisma_snapshot refuses by) and, with ``backup_dir``, its free bytes, whether this user can write
     there and who that user is. Without ``backup_dir`` there is nothing to check: ``backup_dir_room``
     is true."""
-    free = free_bytes(backup_dir) if backup_dir else None
-    needed, room = room_for_snapshot(free, size_bytes, min_free_ratio)
+    free = prisma_snapshots.free_bytes(backup_dir) if backup_dir else None
+    needed, room = prisma_snapshots.room_for_snapshot(free, size_bytes, min_free_ratio)
     return {
         "pg_dump_major": pg_dump_major(module, pg_dump),
         "backup_dir_free_bytes": free,
@@ -218,5 +194,5 @@ def first_read_sql(conn: dict) -> str:
         **SESSION_COLUMNS,
         **history_columns(conn),
     }
-    pairs = ",\n".join(f"  {quote_literal(name)}, {sql}" for name, sql in columns.items())
+    pairs = ",\n".join(f"  {prisma_pg.quote_literal(name)}, {sql}" for name, sql in columns.items())
     return f"SELECT json_build_object(\n{pairs}\n)"

@@ -7,6 +7,7 @@ methods, so the error mapping is unit-testable.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 
@@ -14,6 +15,9 @@ try:
     from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
 except ImportError:  # unit tests import the file directly
     from prisma_url import DatabaseUrlError, parse_database_url, redact
+
+# How every psql call here runs: no ~/.psqlrc, bare values, stop at the first error.
+PSQL_ARGS = ("--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1")
 
 PRISMA_ADVISORY_LOCK = 72707369  # the key `prisma migrate deploy` locks
 # The key of this project's run lock: distinct from Prisma's, fixed so that
@@ -143,6 +147,19 @@ def client_tools(module, params: dict, names, fail) -> dict:
         if not tools[name]:
             fail(f"'{params[name]}' was not found on this host: install the PostgreSQL client (postgresql-client)")
     return tools
+
+
+def open_session(psql: str, env: dict):
+    """A psql session that reads statements on stdin and answers on stdout (text), the
+    connection settings and password in its environment only."""
+    return subprocess.Popen(
+        [psql, *PSQL_ARGS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        text=True,
+    )
 
 
 def stop_child(proc) -> None:

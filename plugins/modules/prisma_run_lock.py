@@ -106,7 +106,6 @@ holders:
 import json
 import os
 import signal
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -117,6 +116,7 @@ from ansible.module_utils.prisma_pg import (
     describe_holders,
     first_line,
     lock_holders_sql,
+    open_session,
     psql_env,
     stop_child,
 )
@@ -148,14 +148,7 @@ def _ancestor_playbook_pid():
 
 def _holder(psql, env, sql_lock, status_path, lease_path, lease, watch_pid):
     """Runs in the detached grandchild: hold the session until told to stop."""
-    proc = subprocess.Popen(
-        [psql, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **env},
-        text=True,
-    )
+    proc = open_session(psql, env)
     proc.stdin.write(sql_lock + "\n")
     proc.stdin.flush()
     answer = proc.stdout.readline().strip()

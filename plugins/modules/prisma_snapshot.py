@@ -156,6 +156,7 @@ from ansible.module_utils.prisma_history import applied_sql, migrations_table
 from ansible.module_utils.prisma_pg import (
     client_tools,
     explain_psql_error,
+    open_session,
     psql_env,
     psql_json,
     quote_literal,
@@ -201,14 +202,7 @@ class SnapshotSession:
 
     def __init__(self, psql, env, conn, fail):
         self.conn, self.fail = conn, fail
-        self.proc = subprocess.Popen(
-            [psql, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **env},
-            text=True,
-        )
+        self.proc = open_session(psql, env)
 
     def ask(self, sql):
         """Send statements; return the one line the last of them prints."""

@@ -26,6 +26,11 @@ def task(name: str, module: str, *, register: str | None = None, **args) -> dict
     return {"name": name, module: args, "ignore_errors": True, **({"register": register} if register else {})}
 
 
+def prisma_args(app) -> dict:
+    """The options of a module that runs the Prisma CLI of the fixture app."""
+    return {"project_dir": str(app.path), "database_url": URL, "environment": offline_env(app.path)}
+
+
 def run(tmp_path, database, *tasks):
     result = run_tasks(tmp_path, list(tasks), env=env_for(database))
     assert database.password not in result.stdout
@@ -34,7 +39,7 @@ def run(tmp_path, database, *tasks):
 
 def test_prisma_migrate_info_result_keys(tmp_path, migrated):
     database, app = migrated
-    common = {"project_dir": str(app.path), "database_url": URL, "environment": offline_env(app.path)}
+    common = prisma_args(app)
     out = run(
         tmp_path,
         database,
@@ -49,7 +54,7 @@ def test_prisma_migrate_info_result_keys(tmp_path, migrated):
 
 def test_prisma_command_result_keys(tmp_path, migrated):
     database, app = migrated
-    common = {"project_dir": str(app.path), "database_url": URL, "environment": offline_env(app.path)}
+    common = prisma_args(app)
     out = run(
         tmp_path,
         database,

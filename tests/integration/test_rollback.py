@@ -164,8 +164,7 @@ def test_disk_full_while_dumping(tmp_path, target):
             {
                 "confirm": PHRASE,
                 "backup_dir": str(small),
-                "preflight_space_margin": 0,
-                "backup_snapshot_min_free_ratio": 0,
+                "backup_min_free_ratio": 0,
             }
         )
         assert run.rc != 0

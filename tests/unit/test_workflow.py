@@ -3,7 +3,6 @@
 The two guard steps are run for real with bash, with the inputs GitHub would give them.
 """
 
-import re
 import subprocess
 from pathlib import Path
 
@@ -13,7 +12,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = yaml.safe_load((ROOT / ".github/workflows/prod-migration.yml").read_text())
 STEPS = WORKFLOW["jobs"]["migrate"]["steps"]
-PHRASE = re.search(r"default\('([^']+)'\)", (ROOT / "roles/confirm_gate/defaults/main.yml").read_text()).group(1)
+# The phrase the gate compares with: the role's default, and the public input's default that prisma_run resolves.
+PHRASE = yaml.safe_load((ROOT / "roles/confirm_gate/defaults/main.yml").read_text())["confirm_gate_phrase"]
+assert f"confirm_phrase | default('{PHRASE}')" in (ROOT / "roles/prisma_run/tasks/main.yml").read_text()
 
 
 def run_step(step: dict, env: dict) -> subprocess.CompletedProcess:

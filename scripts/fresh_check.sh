@@ -21,10 +21,14 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$REPO/molecule/resources/containers.co
 
 say() { printf 'fresh-check: %s\n' "$*"; }
 die() { printf 'fresh-check: ERROR: %s\n' "$*" >&2; exit 1; }
-took() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+took() { if [ -n "${1:-}" ]; then printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); else printf -- '-'; fi; }
+joined() { local out=$1; shift; for x in "$@"; do out+=", $x"; done; printf '%s' "$out"; }
 
 # --- What the host must have -------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "needs root (it installs podman and builds the base image): run 'make fresh-check' as root"
+# One run at a time: a second one would remove the first one's container.
+exec 9>"/run/lock/$NAME.lock"
+flock -n 9 || die "another fresh-check is running (it holds /run/lock/$NAME.lock): wait for it to end"
 commit=$(git rev-parse --short --verify -q "refs/heads/$BRANCH") \
   || die "no branch '$BRANCH' in $REPO: commit to it, or set FRESH_CHECK_BRANCH to the branch to check"
 node=$(command -v node) || die "no node on PATH: this machine kind ships Node 20; install it, or run on such a machine"
@@ -43,31 +47,49 @@ pip_configs=()
 [ -f /etc/pip.conf ] && pip_configs+=(/etc/pip.conf)
 
 # --- Podman and the clean base image ------------------------------------------
-t0=$SECONDS
+t=$SECONDS
 scripts/setup.sh --molecule | sed 's/^/fresh-check: /'
 case "$IMAGE" in
   localhost/*) scripts/molecule_image.sh "$IMAGE" | sed 's/^/fresh-check: /' ;;
   *) podman image exists "$IMAGE" || podman pull -q "$IMAGE" >/dev/null \
        || die "cannot pull $IMAGE: unset FRESH_CHECK_IMAGE to build the local Debian 12 image instead" ;;
 esac
-t_image=$((SECONDS - t0))
+t_image=$((SECONDS - t))
 
 cleanup() { podman rm -f -t 0 "$NAME" >/dev/null 2>&1 || true; }
+# Before the verdict, so that its total includes it: a container holding a venv
+# and node_modules takes a minute to delete on a busy machine.
+remove() {
+  local t=$SECONDS
+  say "removing $NAME"
+  cleanup
+  t_remove=$((SECONDS - t))
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+interrupted() {
+  printf 'fresh-check: FAIL: interrupted by SIG%s after %s - removing %s\n' "$1" "$(took "$SECONDS")" "$NAME" >&2
+  exit "$2"
+}
+trap 'interrupted INT 130' INT
+trap 'interrupted TERM 143' TERM
 if podman container exists "$NAME"; then
   say "removing the container $NAME left by an earlier run"
   cleanup
 fi
 
-# inside SCRIPT: run a bash script in the container as root (output passes through).
-inside() { podman exec -e LANG=C.UTF-8 -e DEBIAN_FRONTEND=noninteractive "$NAME" bash -euo pipefail -c "$1"; }
+# inside SCRIPT: run a bash script in the container as root, stdin not a
+# terminal, output passing through. In the background so that INT or TERM stop
+# the wait at once and the EXIT trap removes the container.
+inside() {
+  podman exec -e LANG=C.UTF-8 -e DEBIAN_FRONTEND=noninteractive "$NAME" bash -euo pipefail -c "$1" </dev/null 9>&- &
+  wait "$!"
+}
 step_failed() {
   local what=$1 rc=$2
-  printf 'fresh-check: FAIL: %s exited %s (main %s, %s; image %s, machine %s, clone %s, make demo %s, make unit %s) - its output is above\n' \
-    "$what" "$rc" "$commit" "$(took $((SECONDS - t0)))" "$(took "$t_image")" "$(took "${t_machine:-0}")" \
-    "$(took "${t_clone:-0}")" "$(took "${t_demo:-0}")" "$(took "${t_unit:-0}")" >&2
+  remove
+  printf 'fresh-check: FAIL: %s exited %s (%s %s, %s; image %s, machine %s, clone %s, make demo %s, make unit %s, removal %s) - its output is above\n' \
+    "$what" "$rc" "$BRANCH" "$commit" "$(took "$SECONDS")" "$(took "$t_image")" "$(took "${t_machine:-}")" \
+    "$(took "${t_clone:-}")" "$(took "${t_demo:-}")" "$(took "${t_unit:-}")" "$(took "$t_remove")" >&2
   exit 1
 }
 
@@ -75,21 +97,22 @@ step_failed() {
 t=$SECONDS
 say "starting $NAME from $IMAGE (the repository mounted read-only at /src)"
 podman run -d --name "$NAME" --hostname fresh-check -v "$REPO:/src:ro" "$IMAGE" \
-  bash -c "trap 'exit 0' TERM; sleep infinity & wait" >/dev/null \
+  bash -c "trap 'exit 0' TERM; sleep infinity & wait" >/dev/null 9>&- \
   || die "podman run failed: check 'podman info' with CONTAINERS_CONF=$CONTAINERS_CONF"
 say "apt-get install python3 python3-venv git make ca-certificates"
 inside 'apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 python3-venv git make ca-certificates >/dev/null' \
   || step_failed "apt-get install in the container" $?
 # After ca-certificates, which writes its own bundle: the host's replaces it.
-say "copying the host's $node, $npm_dir, $CA${pip_configs[*]:+, ${pip_configs[*]}}${npm_configs[*]:+, ${npm_configs[*]}}"
-inside "mkdir -p '$(dirname "$node")' '$(dirname "$npm_dir")' /etc/ssl/certs"
+say "copying the host's $(joined "$node" "$npm_dir" "$CA" "${pip_configs[@]}" "${npm_configs[@]}")"
+inside "mkdir -p '$(dirname "$node")' '$(dirname "$npm_dir")' /etc/ssl/certs" || step_failed "mkdir in the container" $?
 copy() { podman cp "$1" "$NAME:$2" || die "podman cp $1 into $NAME:$2 failed: see the message above"; }
 copy "$(readlink -f "$node")" "$node"
 copy "$npm_dir" "$npm_dir"
-inside "ln -sf '$npm_dir/bin/npm-cli.js' /usr/bin/npm && ln -sf '$npm_dir/bin/npx-cli.js' /usr/bin/npx"
+inside "ln -sf '$npm_dir/bin/npm-cli.js' /usr/bin/npm && ln -sf '$npm_dir/bin/npx-cli.js' /usr/bin/npx" \
+  || step_failed "linking npm and npx in the container" $?
 copy "$CA" "$CA"
 for f in "${pip_configs[@]}" "${npm_configs[@]}"; do
-  inside "mkdir -p '$(dirname "$f")'"
+  inside "mkdir -p '$(dirname "$f")'" || step_failed "mkdir in the container" $?
   copy "$f" "$f"
 done
 # shellcheck disable=SC2016 # expanded in the container
@@ -103,7 +126,7 @@ t_machine=$((SECONDS - t))
 
 # --- The README's commands, as root, in a clone of the committed main ---------
 t=$SECONDS
-say "git clone --branch $BRANCH /src $CLONE (main $commit: committed work only)"
+say "git clone --branch $BRANCH /src $CLONE ($commit: committed work only)"
 inside "git -c safe.directory='*' clone -q --branch '$BRANCH' /src '$CLONE'" || step_failed "git clone" $?
 t_clone=$((SECONDS - t))
 
@@ -117,6 +140,7 @@ say "make unit"
 inside "cd '$CLONE' && make unit" || step_failed "make unit" $?
 t_unit=$((SECONDS - t))
 
-printf 'fresh-check: PASS: make demo and make unit on a clean Debian 12 container, main %s, in %s (image %s, machine %s, clone %s, make demo %s, make unit %s)\n' \
-  "$commit" "$(took $((SECONDS - t0)))" "$(took "$t_image")" "$(took "$t_machine")" \
-  "$(took "$t_clone")" "$(took "$t_demo")" "$(took "$t_unit")"
+remove
+printf 'fresh-check: PASS: make demo and make unit on a clean Debian 12 container, %s %s, in %s (image %s, machine %s, clone %s, make demo %s, make unit %s, removal %s)\n' \
+  "$BRANCH" "$commit" "$(took "$SECONDS")" "$(took "$t_image")" "$(took "$t_machine")" \
+  "$(took "$t_clone")" "$(took "$t_demo")" "$(took "$t_unit")" "$(took "$t_remove")"

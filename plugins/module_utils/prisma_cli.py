@@ -14,6 +14,11 @@ import subprocess
 import tempfile
 import time
 
+try:
+    from ansible.module_utils.prisma_url import env_secrets, redact
+except ImportError:  # unit tests import the file directly
+    from prisma_url import env_secrets, redact
+
 RC_TIMEOUT = 124  # coreutils timeout(1)
 RC_NOT_FOUND = 127
 
@@ -115,12 +120,27 @@ def _prepare(module, command, args, project_dir, environment, database_url, time
             raise PrismaCliError("coreutils 'timeout' is missing on this host: install coreutils or set timeout to 0")
         full = [timeout_bin, "--kill-after=10", str(int(timeout)), *argv]
     env = dict(environment)
+    # prisma_env's secrets (DIRECT_URL, a shadow URL, *PASSWORD*, *SECRET*, *TOKEN*): masked in
+    # everything the module returns, its invocation included, and removed from Prisma's output.
+    hide_from_result(module, env_secrets(environment))
     if database_url:
         env["DATABASE_URL"] = database_url
     env.setdefault("CHECKPOINT_DISABLE", "1")  # no telemetry call from production hosts
     env.setdefault("PRISMA_HIDE_UPDATE_MESSAGE", "1")
     env.setdefault("NO_COLOR", "1")
     return full, env, argv
+
+
+def hide_from_result(module, secrets) -> None:
+    """Ansible masks these values wherever they occur in the module's result (invocation included)."""
+    no_log = getattr(module, "no_log_values", None)
+    if isinstance(no_log, set):
+        no_log.update(s for s in secrets if len(s) >= 4)
+
+
+def scrub(text: str, environment: dict | None, database_url: str | None = None) -> str:
+    """Prisma's output without the URL's password nor any secret of ``environment``."""
+    return redact(text, database_url, *env_secrets(environment))
 
 
 def run_prisma(module, *, command, args, project_dir, environment=None, database_url=None, timeout=None):
@@ -132,7 +152,7 @@ def run_prisma(module, *, command, args, project_dir, environment=None, database
     """
     full, env, argv = _prepare(module, command, args, project_dir, environment, database_url, timeout)
     rc, out, err = module.run_command(full, cwd=project_dir, environ_update=env, check_rc=False)
-    return rc, out, err, argv
+    return rc, scrub(out, environment, database_url), scrub(err, environment, database_url), argv
 
 
 class SideBySide:
@@ -143,6 +163,7 @@ class SideBySide:
 
     def __init__(self, module, *, command, args, project_dir, environment=None, database_url=None, timeout=None):
         full, env, self.argv = _prepare(module, command, args, project_dir, environment, database_url, timeout)
+        self._secrets = (environment, database_url)
         self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         self._start = time.monotonic()
         self._proc = subprocess.Popen(  # noqa: S603 (argv, no shell)
@@ -181,7 +202,7 @@ class SideBySide:
         texts = []
         for handle in (self._out, self._err):
             handle.seek(0)
-            texts.append(handle.read().decode("utf-8", errors="replace"))
+            texts.append(scrub(handle.read().decode("utf-8", errors="replace"), *self._secrets))
             handle.close()
         return rc, texts[0], texts[1], seconds
 

@@ -112,12 +112,30 @@ def manifests(folder: str) -> list[tuple[str, dict]]:
     return found
 
 
-def same_database(manifest: dict, conn: dict) -> bool:
-    return (manifest.get("database"), manifest.get("host"), int(manifest.get("port") or 0)) == (
-        conn["database"],
-        conn["host"],
-        int(conn["port"]),
+def snapshot_key(data: dict) -> tuple:
+    """What a snapshot belongs to, from a manifest or a parsed URL: (host, port, database, schema).
+    Manifests written before the schema was recorded have none: they are read as ``public``, the
+    schema Prisma uses when the URL names none (and the only one those versions dumped by default)."""
+    return (
+        str(data.get("host") or "").lower(),
+        int(data.get("port") or 5432),
+        data.get("database"),
+        data.get("schema") or "public",
     )
+
+
+def same_target(manifest: dict, other: dict) -> bool:
+    """True when both describe the same schema of the same database: equal snapshot_key, and the same
+    cluster (``system_identifier``) when both know it - a restored or re-created cluster behind the
+    same address is another target."""
+    if snapshot_key(manifest) != snapshot_key(other):
+        return False
+    ids = (manifest.get("system_identifier"), other.get("system_identifier"))
+    return None in ids or ids[0] == ids[1]
+
+
+# The older name: the comparison is per schema now (one schema per tenant in one database).
+same_database = same_target
 
 
 def write_manifest(path: str, manifest: dict) -> None:
@@ -127,12 +145,13 @@ def write_manifest(path: str, manifest: dict) -> None:
         json.dump(manifest, fh, indent=2, sort_keys=True)
 
 
-def apply_retention(folder: str, conn: dict, keep: int, current: str, protect=()) -> list[str]:
-    """Keep the newest ``keep`` snapshots of this database in ``folder`` (by manifest) and delete the
-    older ones with their manifests - never ``current`` (a file name) nor a path in ``protect``, and
-    nothing without a manifest of this database. Returns the files deleted."""
+def apply_retention(folder: str, target: dict, keep: int, current: str, protect=()) -> list[str]:
+    """Keep the newest ``keep`` snapshots of this target - host, port, database and schema (see
+    same_target; ``target`` is the new snapshot's manifest or a parsed URL) - in ``folder`` and delete
+    the older ones with their manifests - never ``current`` (a file name) nor a path in ``protect``, and
+    nothing without a manifest of this target. Returns the files deleted."""
     protected = {os.path.basename(x.rstrip("/")) for x in protect}
-    mine = [(data["file"], os.path.basename(path)) for path, data in manifests(folder) if same_database(data, conn)]
+    mine = [(data["file"], os.path.basename(path)) for path, data in manifests(folder) if same_target(data, target)]
     removed = []
     for file, manifest_name in mine[keep:]:
         if file == current or file in protected:

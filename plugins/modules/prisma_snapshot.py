@@ -13,8 +13,9 @@ description:
     records its SHA-256 and only then gives it its final name, mode 0600 in a 0700 folder.
   - Writes a JSON manifest beside it - database, server and C(pg_dump) versions, size, duration,
     checksum, the applied migrations and the exact row count of every table at backup time.
-  - Keeps the newest I(keep) snapshots of the same database in the folder and deletes older ones
-    (only those with a manifest of this database; nothing else in the folder is touched).
+  - Keeps the newest I(keep) snapshots of the same target - host, port, database and schema, and the
+    cluster's system identifier when both manifests have it - in the folder and deletes older ones (only
+    those with a manifest of this target; other schemas' snapshots and other files are never touched).
   - Refuses to start unless the free space in I(dest_dir) is at least the database size times
     I(min_free_ratio) - the rule M(prisma_database_info) reports as I(backup_dir_room).
   - A failed or unverifiable dump leaves no file with the final name and fails the task.
@@ -44,7 +45,7 @@ options:
     type: int
     default: 6
   keep:
-    description: How many snapshots of this database to keep in I(dest_dir) (the newest), at least 1.
+    description: How many snapshots of this database schema to keep in I(dest_dir) (the newest), at least 1.
     type: int
     default: 5
   run_id:
@@ -244,6 +245,8 @@ def read_target(module, psql, conn, fail):
         conn,
         "SELECT json_build_object('server_version', current_setting('server_version'),"
         " 'size_bytes', pg_database_size(current_database()),"
+        " 'system_identifier', CASE WHEN has_function_privilege('pg_control_system()', 'execute')"
+        " THEN (SELECT system_identifier::text FROM pg_control_system()) END,"
         f" 'managed', to_regclass({quote_literal(migrations_table(conn['schema']))}) IS NOT NULL)",
         fail,
     )
@@ -262,10 +265,12 @@ def snapshot_paths(dest_dir, conn, fmt, applied, started):
     """The final path of this snapshot, after removing the partial files of a run killed mid-dump
     (the run lock guarantees none is in progress)."""
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    base = f"{_safe(conn['database'])}-{stamp}-{_safe(applied[-1] if applied else 'none')}"
+    # One schema per tenant in one database: the schema is in the name (public keeps the old names).
+    owner = _safe(conn["database"]) + ("" if conn["schema"] == "public" else "." + _safe(conn["schema"]))
+    base = f"{owner}-{stamp}-{_safe(applied[-1] if applied else 'none')}"
     final = os.path.join(dest_dir, base + (".dump" if fmt == "custom" else ".dir"))
     for name in os.listdir(dest_dir):
-        if re.match(re.escape(_safe(conn["database"])) + r"-\d{8}T\d{6}Z-.*\.partial$", name):
+        if re.match(re.escape(owner) + r"-\d{8}T\d{6}Z-.*\.partial$", name):
             remove(os.path.join(dest_dir, name))
     return final
 
@@ -360,6 +365,7 @@ def manifest_of(module, p, tools, conn, info, fmt, dumped, toc_entries, checksum
         "host": conn["host"],
         "port": conn["port"],
         "schema": conn["schema"],
+        "system_identifier": info.get("system_identifier"),
         "server_version": info["server_version"],
         "pg_dump_version": version.strip(),
         "format": fmt,
@@ -428,7 +434,7 @@ def main():
     duration = round(time.monotonic() - dumped["t0"], 3)
     restrict_modes(dumped["final"])
     manifest_path, manifest = manifest_of(module, p, tools, conn, info, fmt, dumped, toc_entries, checksum, duration)
-    removed = apply_retention(p["dest_dir"], conn, p["keep"], manifest["file"], p["protect"])
+    removed = apply_retention(p["dest_dir"], manifest, p["keep"], manifest["file"], p["protect"])
 
     result.update(
         changed=True,

@@ -9,7 +9,8 @@ module: prisma_snapshot_info
 short_description: Choose a snapshot for a database and prove it is intact before a restore
 description:
   - Chooses the snapshot to restore - a given path, or C(latest), the newest pre-migration snapshot
-    of the target database in I(backup_dir) (safety snapshots taken before a restore are skipped).
+    of the target database schema (host, port, database and schema; a manifest without a schema is
+    read as C(public)) in I(backup_dir) (safety snapshots taken before a restore are skipped).
   - Refuses, with one line saying why, a snapshot without a readable manifest, a snapshot of another
     database (unless I(allow_other_database)), one whose SHA-256 no longer matches its manifest, and
     one C(pg_restore --list) cannot read.
@@ -84,7 +85,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_connection import connect, connection_argument_spec
 from ansible.module_utils.prisma_pg import client_tools
-from ansible.module_utils.prisma_snapshots import MANIFEST_SUFFIX, manifests, read_manifest, same_database, sha256_of
+from ansible.module_utils.prisma_snapshots import MANIFEST_SUFFIX, manifests, read_manifest, same_target, sha256_of
 from ansible.module_utils.prisma_url import redact
 
 
@@ -113,12 +114,13 @@ def main():
             (path, data)
             for path, data in manifests(p["backup_dir"])
             if data.get("purpose", "pre_migration") != "safety"
-            and (p["allow_other_database"] or same_database(data, conn))
-            and not (p["exclude_target"] and same_database(data, conn))
+            and (p["allow_other_database"] or same_target(data, conn))
+            and not (p["exclude_target"] and same_target(data, conn))
         ]
         if not candidates:
             fail(
-                f"no snapshot of database {conn['database']} on {conn['host']}:{conn['port']} in {p['backup_dir']}:"
+                f"no snapshot of database {conn['database']} (schema {conn['schema']}) on {conn['host']}:{conn['port']}"
+                f" in {p['backup_dir']}:"
                 " give one with -e snapshot=PATH"
             )
         manifest_path, manifest = candidates[0]
@@ -134,10 +136,11 @@ def main():
     result.update(path=path, manifest_path=manifest_path, manifest=manifest)
     if not os.path.exists(path):
         fail(f"snapshot {path} is missing (its manifest {manifest_path} is there)")
-    if not p["allow_other_database"] and not same_database(manifest, conn):
+    if not p["allow_other_database"] and not same_target(manifest, conn):
         fail(
-            f"snapshot {path} is of database {manifest.get('database')} on {manifest.get('host')}:{manifest.get('port')},"
-            f" not of the target {conn['database']} on {conn['host']}:{conn['port']}: refusing to restore it here"
+            f"snapshot {path} is of database {manifest.get('database')} (schema {manifest.get('schema') or 'public'}) on"
+            f" {manifest.get('host')}:{manifest.get('port')}, not of the target {conn['database']} (schema"
+            f" {conn['schema']}) on {conn['host']}:{conn['port']}: refusing to restore it here"
         )
     checksum = sha256_of(path)
     if checksum != manifest.get("sha256"):

@@ -20,3 +20,79 @@ def test_auto_keeps_one_file_for_small_databases_or_one_core():
 def test_an_explicit_format_is_kept():
     assert choose_format("custom", 1, 10 * BIG, 8) == ("custom", 1)
     assert choose_format("directory", 3, 1, 1) == ("directory", 3)
+
+
+# --- Issue 16, class G: retention and latest are per database AND schema. ---
+
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+from prisma_snapshots import apply_retention, manifests, same_target, snapshot_key  # noqa: E402
+
+BASE = {"host": "db.internal", "port": 5432, "database": "shop"}
+
+
+def test_the_key_is_host_port_database_and_schema_with_public_for_old_manifests():
+    assert snapshot_key({**BASE, "schema": "tenant_a"}) == ("db.internal", 5432, "shop", "tenant_a")
+    assert snapshot_key(BASE) == ("db.internal", 5432, "shop", "public")  # a manifest from before the schema
+    assert snapshot_key({**BASE, "host": "DB.Internal", "port": "5432"}) == snapshot_key(BASE)
+
+
+@pytest.mark.parametrize(
+    ("change", "same"),
+    [
+        ({}, True),
+        ({"schema": "public"}, True),  # old manifest (no schema) and a public target
+        ({"schema": "tenant_b"}, False),
+        ({"database": "shop2"}, False),
+        ({"host": "db2.internal"}, False),
+        ({"port": 6543}, False),
+        ({"system_identifier": "7300000000000000002"}, True),  # only one side knows it
+    ],
+)
+def test_same_target(change, same):
+    assert same_target(BASE, {**BASE, **change}) is same
+    assert same_target({**BASE, **change}, BASE) is same
+
+
+def test_the_system_identifier_counts_when_both_have_it():
+    a = {**BASE, "schema": "t", "system_identifier": "7300000000000000001"}
+    assert same_target(a, dict(a))
+    assert not same_target(a, {**a, "system_identifier": "7300000000000000002"})
+
+
+def _snapshot(folder, name, started, **fields):
+    (folder / name).write_bytes(b"dump")
+    manifest = {**BASE, "file": name, "started_at": started, "purpose": "pre_migration", **fields}
+    (folder / (name + ".manifest.json")).write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_six_tenants_with_keep_5_keep_each_tenant_s_snapshot(tmp_path):
+    for i in range(1, 7):
+        _snapshot(tmp_path, f"shop.t{i}.dump", f"2026-01-01T00:00:0{i}Z", schema=f"t{i}")
+    for i in range(1, 7):
+        target = {**BASE, "schema": f"t{i}"}
+        assert apply_retention(str(tmp_path), target, 5, f"shop.t{i}.dump") == []
+    assert len(manifests(str(tmp_path))) == 6
+
+
+def test_retention_counts_only_the_same_schema_and_keeps_others(tmp_path):
+    for n in range(3):
+        _snapshot(tmp_path, f"a{n}.dump", f"2026-01-01T00:00:0{n}Z", schema="tenant_a")
+        _snapshot(tmp_path, f"b{n}.dump", f"2026-01-01T00:01:0{n}Z", schema="tenant_b")
+    _snapshot(tmp_path, "old.dump", "2025-01-01T00:00:00Z")  # an old manifest without a schema: public
+    removed = apply_retention(str(tmp_path), {**BASE, "schema": "tenant_a"}, 1, "a2.dump")
+    assert sorted(removed) == ["a0.dump", "a1.dump"]
+    left = sorted(data["file"] for _path, data in manifests(str(tmp_path)))
+    assert left == ["a2.dump", "b0.dump", "b1.dump", "b2.dump", "old.dump"]
+    assert apply_retention(str(tmp_path), {**BASE, "schema": "public"}, 1, "new.dump") == []
+    assert apply_retention(str(tmp_path), BASE, 1, "none") == []  # the public one is the newest of its own
+
+
+def test_retention_spares_another_cluster_behind_the_same_address(tmp_path):
+    _snapshot(tmp_path, "x0.dump", "2026-01-01T00:00:00Z", schema="t", system_identifier="1")
+    _snapshot(tmp_path, "x1.dump", "2026-01-01T00:00:01Z", schema="t", system_identifier="2")
+    new = _snapshot(tmp_path, "x2.dump", "2026-01-01T00:00:02Z", schema="t", system_identifier="2")
+    assert apply_retention(str(tmp_path), new, 1, "x2.dump") == ["x1.dump"]
+    assert (tmp_path / "x0.dump").exists()

@@ -15,9 +15,9 @@ import tempfile
 import time
 
 try:
-    from ansible.module_utils.prisma_url import env_secrets, redact
+    from ansible.module_utils.prisma_url import env_secrets, redact, url_secrets
 except ImportError:  # unit tests import the file directly
-    from prisma_url import env_secrets, redact
+    from prisma_url import env_secrets, redact, url_secrets
 
 RC_TIMEOUT = 124  # coreutils timeout(1)
 RC_NOT_FOUND = 127
@@ -132,10 +132,15 @@ def _prepare(module, command, args, project_dir, environment, database_url, time
 
 
 def hide_from_result(module, secrets) -> None:
-    """Ansible masks these values wherever they occur in the module's result (invocation included)."""
+    """Ansible masks these values (and a URL's password) wherever they occur in the module's result,
+    invocation included. Values under 4 characters are left to redact() (Ansible would mask every
+    occurrence of them, inside other words too)."""
     no_log = getattr(module, "no_log_values", None)
     if isinstance(no_log, set):
-        no_log.update(s for s in secrets if len(s) >= 4)
+        values = set()
+        for secret in secrets:
+            values |= {secret, *url_secrets(secret)} if "://" in secret else {secret}
+        no_log.update(v for v in values if len(v) >= 4)
 
 
 def scrub(text: str, environment: dict | None, database_url: str | None = None) -> str:

@@ -213,3 +213,21 @@ def test_prisma_env_secrets_are_the_urls_passwords_secrets_and_tokens(request):
     for secret in (direct, shadow, token):
         assert not leaks(out, secret), out
     assert "--max-old-space-size=512" in out
+
+
+def test_prisma_cli_removes_prisma_env_secrets_from_output_and_the_result(request):
+    from prisma_cli import hide_from_result, scrub
+
+    direct = random_password(request.node.name, "#")
+    env = {"DIRECT_URL": f"postgresql://app:{quote(direct, safe='')}@db/shop", "NODE_ENV": "production"}
+    out = scrub(f"P1001 at {env['DIRECT_URL']} ({direct}) in production", env)
+    assert not leaks(out, direct), out
+    assert "production" in out
+
+    class Module:
+        no_log_values: set = set()
+
+    hide_from_result(Module, [env["DIRECT_URL"], "ab"])
+    # Ansible masks them in the result, invocation included
+    assert {env["DIRECT_URL"], direct, quote(direct, safe="")} <= Module.no_log_values
+    assert "ab" not in Module.no_log_values

@@ -433,6 +433,12 @@ def parse_migrate_deploy(output: str, rc: int | None = None) -> dict:
         else:
             result["error_message"] = f"exited {rc}" + (f": {first}" if first else " and printed nothing")
 
+    # Prisma's explicit success signals (exit 0 or no exit known, the applied tree and
+    # "All migrations have been successfully applied." / "No pending migrations to apply.") win over a
+    # stray "Error: ..." line that a config loader or a package-manager hook printed.
+    succeeded = rc in (None, 0) and not result["failed_migration"] and result["error_code"] not in ("P3009", "P3018")
+    if succeeded and ((applied_header and all_applied and result["applied"]) or nothing_pending):
+        result["error_message"] = None
     if result["failed_migration"] or result["error_code"] in ("P3009", "P3018"):
         result["result"] = "failed"
         if result["error_code"] is None:

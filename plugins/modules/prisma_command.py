@@ -134,6 +134,11 @@ deploy:
   description:
     - For C(migrate_deploy), the parsed output - result, applied, failed_migration, error_code, database_error ...
     - Empty when the deploy did not start (a failed I(generate_first), or a last check that refused).
+    - After a deploy that did not succeed, C(database_after) is what C(_prisma_migrations) shows then
+      (C(read), C(error), C(applied), C(failed), C(in_progress), C(newly_applied) - the migrations of
+      I(expect_pending) now applied, null without it) and C(database_changed) says whether the deploy may
+      have changed the database (a migration recorded failed, unfinished or newly applied), null when the
+      history could not be read. The next step is decided from these, not from Prisma's wording.
   returned: always
   type: dict
 generate:
@@ -150,7 +155,14 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_cli import RC_TIMEOUT, PrismaCliError, check_project, first_error_line, run_prisma
+from ansible.module_utils.prisma_cli import (
+    RC_TIMEOUT,
+    PrismaCliError,
+    check_project,
+    first_error_line,
+    hide_from_result,
+    run_prisma,
+)
 from ansible.module_utils.prisma_connection import (
     connection_argument_spec,
     refuse_url_in_environment,
@@ -160,7 +172,7 @@ from ansible.module_utils.prisma_history import local_migrations, read_history
 from ansible.module_utils.prisma_pg import client_tools, target_connection
 from ansible.module_utils.prisma_runlock import renew
 from ansible.module_utils.prisma_status import parse_migrate_deploy
-from ansible.module_utils.prisma_url import redact
+from ansible.module_utils.prisma_url import env_secrets, redact
 
 ARGS = {"generate": ["generate"], "migrate_deploy": ["migrate", "deploy"], "validate": ["validate"]}
 
@@ -236,6 +248,37 @@ def last_checks(module, p, migrations_dir, fail, result):
         )
 
 
+class _Unreadable(Exception):
+    pass
+
+
+def database_after(module, p, migrations_dir, secret):
+    """What ``_prisma_migrations`` shows after a deploy that did not succeed: whether this deploy may
+    have changed the database, decided from the database rather than from Prisma's wording. Statements
+    of one migration may commit separately (adapter-pg, Prisma >= 7.4), so a failed migration is never
+    assumed to have left nothing behind."""
+
+    def unreadable(msg):
+        raise _Unreadable(msg)
+
+    found = {"read": False, "error": None, "applied": [], "failed": [], "in_progress": [], "newly_applied": None}
+    try:
+        conn = target_connection(p["database_url"], unreadable)
+        psql = client_tools(module, p, ["psql"], unreadable)["psql"]
+        _table, _managed, now = read_history(
+            module, psql, conn, local_migrations(migrations_dir), unreadable, app="prisma-deploy-after"
+        )
+    except _Unreadable as exc:
+        found["error"] = redact(str(exc), secret)
+        return found, None
+    found.update(read=True, applied=now["applied"], failed=now["failed"], in_progress=now["in_progress"])
+    if p["expect_pending"] is not None:
+        found["newly_applied"] = [n for n in sorted(p["expect_pending"]) if n in now["applied"]]
+    if found["failed"] or found["in_progress"] or found["newly_applied"]:
+        return found, True
+    return found, (False if found["newly_applied"] is not None else None)
+
+
 def run(module, p, sub, env, secret):
     """Run one subcommand (generate under the checkout lock). Returns its result fields
     (command_rc, stdout, stderr, cmd, duration_s, lock_wait_s) and its raw output."""
@@ -294,14 +337,16 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    env_secret_values = env_secrets(p["environment"])  # a DIRECT_URL, a shadow URL, a token ...
+    hide_from_result(module, env_secret_values)
     sub = p["subcommand"]
     label = "prisma " + " ".join(ARGS[sub])
     result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "duration_s": 0.0, "cmd": []}
     result.update(lock_wait_s=None, generate={})
-    result["deploy"] = parse_migrate_deploy("", None) if sub == "migrate_deploy" else {}
+    result["deploy"] = {}  # the parsed deploy once Prisma ran it; empty until then: nothing was migrated
 
     def fail(msg):
-        module.fail_json(msg=redact(msg, p["database_url"]), **result)
+        module.fail_json(msg=redact(msg, p["database_url"], *env_secret_values), **result)
 
     if module.check_mode and sub != "validate":
         if p["generate_first"]:
@@ -360,6 +405,8 @@ def main():
                 " - check the database name in DATABASE_URL; drop the new empty database once understood"
             )
         if fields["command_rc"] != 0 or deploy["result"] in ("failed", "error"):
+            deploy["database_after"], deploy["database_changed"] = database_after(module, p, migrations_dir, secret)
+            result["changed"] = result["changed"] or bool(deploy["database_changed"])
             fail(f"{label} failed: {deploy['summary']}")
         module.exit_json(msg=f"{label}: {deploy['summary']} in {result['duration_s']} s", **result)
 

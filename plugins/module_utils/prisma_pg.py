@@ -79,7 +79,8 @@ def explain_psql_error(stderr: str, conn: dict, tool: str = "psql") -> str:
     for pattern, template in _PSQL_ERRORS:
         if pattern.search(stderr or ""):
             return template.format(**{k: conn.get(k) for k in ("user", "database", "host", "port")})
-    return f"{tool} failed: {redact(first_line(stderr), conn.get('password'))}"
+    # redact the whole text first: a cut at 300 characters must never fall inside the password
+    return f"{tool} failed: {first_line(redact(stderr or '', conn.get('password'), *conn.get('secrets', [])))}"
 
 
 def psql_env(conn: dict, connect_timeout: int = 10, app: str = "prisma-migrate-ops") -> dict:

@@ -246,7 +246,7 @@ migrate_status:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project
+from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project, hide_from_result
 from ansible.module_utils.prisma_connection import connect, connection_argument_spec, refuse_url_in_environment
 from ansible.module_utils.prisma_facts import (
     first_read_sql,
@@ -262,7 +262,7 @@ from ansible.module_utils.prisma_history import audit_history
 from ansible.module_utils.prisma_pg import client_tools, psql_json
 from ansible.module_utils.prisma_snapshots import SPACE_MARGIN
 from ansible.module_utils.prisma_status import NEXT_STEP, parse_migrate_status
-from ansible.module_utils.prisma_url import redact
+from ansible.module_utils.prisma_url import env_secrets, redact
 
 
 def read(module, p, conn, migrations_dir, fail):
@@ -314,6 +314,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    env_secret_values = env_secrets((p["migrate_status"] or {}).get("environment"))
+    hide_from_result(module, env_secret_values)
     result = {
         "changed": False,
         **dict.fromkeys(("database", "host", "port", "schema", "url_display"), None),
@@ -337,7 +339,7 @@ def main():
     def fail(msg):
         if prisma:
             prisma.stop()
-        module.fail_json(msg=redact(msg, p["database_url"]), **result)
+        module.fail_json(msg=redact(msg, p["database_url"], *env_secret_values), **result)
 
     conn = connect(p, fail)
     result.update(url_identity(conn))

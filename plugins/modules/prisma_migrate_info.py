@@ -206,14 +206,14 @@ cmd:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project
+from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project, hide_from_result
 from ansible.module_utils.prisma_connection import (
     connection_argument_spec,
     refuse_url_in_environment,
     require_database_url,
 )
 from ansible.module_utils.prisma_status import NEXT_STEP, STATES, parse_migrate_status
-from ansible.module_utils.prisma_url import redact
+from ansible.module_utils.prisma_url import env_secrets, redact
 
 
 def main():
@@ -231,13 +231,15 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    env_secret_values = env_secrets(p["environment"])
+    hide_from_result(module, env_secret_values)
     result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "cmd": []}
     result.update(duration_s=0.0, validation={})
     result.update(parse_migrate_status("", None))
     result["failed_migrations"] = result.pop("failed")
 
     def fail(msg):
-        module.fail_json(msg=msg, **result)
+        module.fail_json(msg=redact(msg, p["database_url"], *env_secret_values), **result)
 
     refuse_url_in_environment(p["environment"], "environment", fail)
     try:

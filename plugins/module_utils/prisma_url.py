@@ -88,7 +88,7 @@ def parse_database_url(url: str | None) -> dict:
     ``schema`` (default ``public``), ``libpq_env`` (environment for psql /
     pg_dump, password included), ``dropped`` (Prisma-only or unknown
     parameters that were left out), ``secrets`` (every secret value the URL
-    holds, for redact) and ``display`` (built from the parsed parts, the
+    holds, for redact), ``pgbouncer`` (the URL says ``pgbouncer=true``) and ``display`` (built from the parsed parts, the
     password and secret parameters replaced, safe to print).
     No error message quotes any part of the URL.
     """
@@ -155,6 +155,8 @@ def parse_database_url(url: str | None) -> dict:
         "user": user,
         "password": password,
         "sslpassword": query.get("sslpassword") or None,
+        # Prisma's pgbouncer=true: the URL names a transaction-mode pooler (no session advisory locks)
+        "pgbouncer": query.get("pgbouncer", "").lower() in ("true", "1", "yes"),
         "database": database,
         "schema": query.get("schema") or "public",
         "libpq_env": env,

@@ -1,4 +1,4 @@
-"""Documentation of the connection option every Prisma module has.
+"""Documentation of the connection options every Prisma module has.
 
 Used with ``extends_documentation_fragment: [prisma_connection]``; the matching
 argument spec is ``connection_argument_spec()`` in
@@ -21,5 +21,20 @@ options:
         C(public)), C(sslmode) and the other libpq parameters are kept. The password reaches them as C(PGPASSWORD)
         and the Prisma CLI as C(DATABASE_URL), in their environment only, never on a command line, and it is
         removed from everything the module returns.
+      - TLS parameters are read as Prisma reads them and given to the libpq tools so that they check the server
+        as Prisma does, never less - C(sslaccept=strict) becomes C(sslmode=verify-full); C(sslcert) is the
+        server's CA and becomes C(sslrootcert) (it is not a client certificate); C(sslidentity) (a PKCS#12 client
+        identity) with C(sslpassword) is converted with C(openssl) into a private folder removed at exit. Without
+        C(sslaccept), Prisma checks no certificate and neither do the tools. A setting that cannot be honoured
+        fails with one line naming the parameter. libpq's own C(sslmode=verify-full) and an absolute
+        C(sslrootcert) keep working. The table is in docs/tls.md.
     type: str
+  schema_dir:
+    description:
+      - The folder of the Prisma schema file. Prisma reads a relative C(sslcert) or C(sslidentity) in the URL
+        relative to it, and so does this module.
+      - Default - with I(project_dir), the folder of the schema (C(<project_dir>/prisma), or
+        C(<project_dir>/prisma/schema) for a multi-file schema); otherwise none, and a relative C(sslcert) or
+        C(sslidentity) then fails with one line saying to set this or to give an absolute path.
+    type: path
 """

@@ -12,9 +12,9 @@ import re
 import subprocess
 
 try:
-    from ansible.module_utils.prisma_url import DatabaseUrlError, parse_database_url, redact
+    from ansible.module_utils.prisma_url import DatabaseUrlError, client_identity, parse_database_url, redact
 except ImportError:  # unit tests import the file directly
-    from prisma_url import DatabaseUrlError, parse_database_url, redact
+    from prisma_url import DatabaseUrlError, client_identity, parse_database_url, redact
 
 # How every psql call here runs: no ~/.psqlrc, bare values, stop at the first error.
 PSQL_ARGS = ("--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1")
@@ -64,6 +64,9 @@ _PSQL_ERRORS = (
      "host {host} cannot be resolved: check the host in the URL and DNS on this host"),
     (re.compile(r"Connection refused|could not connect|timeout expired|No route to host|Connection timed out", re.I),
      "cannot reach the database server at {host}:{port}: check that it is running and reachable from this host"),
+    (re.compile(r"certificate verify failed|does not match host name|certificate has expired|not yet valid", re.I),
+     "the TLS certificate of {host}:{port} was not accepted: check that sslcert (or sslrootcert) names the CA that"
+     " signed the server's certificate and that the URL's host is named in that certificate"),
     (re.compile(r"SSL", re.I), "TLS negotiation with {host}:{port} failed: check sslmode and certificates in the URL"),
 )  # fmt: skip
 
@@ -131,10 +134,14 @@ def row_counts_sql(schema: str) -> str:
     )
 
 
-def target_connection(url, fail) -> dict:
-    """Parse the target URL, or ``fail`` with one line naming what is wrong."""
+def target_connection(url, fail, schema_dir=None) -> dict:
+    """Parse the target URL for psql / pg_dump / pg_restore, or ``fail`` with one line naming what is
+    wrong. ``schema_dir`` is the Prisma schema's folder (relative sslcert / sslidentity); a client
+    identity (sslidentity) is converted for libpq (``prisma_url.client_identity``)."""
     try:
-        return parse_database_url(url)
+        conn = parse_database_url(url, schema_dir)
+        client_identity(conn)
+        return conn
     except DatabaseUrlError as exc:
         fail(f"database_url: {exc}")
     return {}

@@ -6,32 +6,57 @@ URL carries query parameters that only Prisma understands (``schema``,
 ``pg_dump`` refuse them (``invalid URI query parameter: "schema"``). This
 module keeps what libpq knows, drops the rest, and hands the password over as
 ``PGPASSWORD`` in an environment, never on a command line.
+
+TLS parameters mean different things to Prisma and to libpq, and are
+translated so that the tools check the server as Prisma does, never less
+(``tls_settings``; the table is in docs/tls.md). Prisma's rules are those of
+its PostgreSQL connector (prisma-engines, quaint ``connector/postgres/url.rs``
+and ``native/mod.rs``; relative paths: psl ``set_config_dir``):
+
+- ``sslmode``: Prisma knows ``disable``, ``prefer`` (its default) and
+  ``require``; any other value counts as ``prefer`` there.
+- ``sslaccept``: ``accept_invalid_certs`` is the default - the server's
+  certificate is not checked at all, even with ``sslcert``; ``strict`` (and
+  any value other than ``accept_invalid_certs``) checks the chain and the host
+  name: libpq's ``verify-full``.
+- ``sslcert`` is the server's CA (PEM), libpq's ``sslrootcert``, not a client
+  certificate; a relative path is relative to the folder of the schema file.
+  Prisma reads the file whatever ``sslaccept`` says and fails when it cannot.
+- ``sslidentity`` is a PKCS#12 client identity (relative like ``sslcert``),
+  ``sslpassword`` its password. libpq cannot read PKCS#12: ``client_identity``
+  converts it with ``openssl`` into a private folder that is removed at exit.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import shutil
+import subprocess
+import tempfile
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 REDACTED = "********"
 
-# Query parameters libpq understands, mapped to their environment variables.
+# Query parameters libpq understands, passed as they are, mapped to their environment variables.
 LIBPQ_PARAMS = {
-    "sslmode": "PGSSLMODE",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcrl": "PGSSLCRL",
-    "sslpassword": None,  # no environment variable in libpq; not forwarded
     "application_name": "PGAPPNAME",
     "options": "PGOPTIONS",
     "target_session_attrs": "PGTARGETSESSIONATTRS",
     "connect_timeout": "PGCONNECT_TIMEOUT",
     "gssencmode": "PGGSSENCMODE",
     "channel_binding": "PGCHANNELBINDING",
+    "sslsni": "PGSSLSNI",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
     "host": "PGHOST",
     "port": "PGPORT",
 }
+# TLS parameters, translated by tls_settings (Prisma's meaning first, then libpq's own).
+TLS_PARAMS = frozenset(
+    {"sslmode", "sslaccept", "sslcert", "sslidentity", "sslpassword", "sslrootcert", "sslkey", "sslcrl", "sslcrldir"}
+)
 # Parameters only Prisma reads; dropped for libpq tools.
 PRISMA_ONLY_PARAMS = frozenset(
     {
@@ -41,13 +66,13 @@ PRISMA_ONLY_PARAMS = frozenset(
         "pgbouncer",
         "statement_cache_size",
         "socket_timeout",
-        "sslaccept",
-        "sslidentity",
         "single_use_connections",
         "max_idle_connection_lifetime",
         "max_connection_lifetime",
     }
 )
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_VERIFYING = ("verify-ca", "verify-full")
 
 
 # The form every message shows (a placeholder, never a real credential).
@@ -81,15 +106,21 @@ def _port(value: str | None) -> int | None:
     return int(value)
 
 
-def parse_database_url(url: str | None) -> dict:
+def parse_database_url(url: str | None, schema_dir: str | None = None, *, tls: bool = True) -> dict:
     """Split a Prisma PostgreSQL URL into its parts.
 
     Returns ``host``, ``port``, ``user``, ``password``, ``database``,
     ``schema`` (default ``public``), ``libpq_env`` (environment for psql /
-    pg_dump, password included), ``dropped`` (Prisma-only or unknown
+    pg_dump, password and TLS settings included), ``tls`` (what the tools
+    check, see ``tls_settings``), ``dropped`` (Prisma-only or unknown
     parameters that were left out), ``secrets`` (every secret value the URL
     holds, for redact), ``pgbouncer`` (the URL says ``pgbouncer=true``) and ``display`` (built from the parsed parts, the
     password and secret parameters replaced, safe to print).
+
+    ``schema_dir`` is the folder of the Prisma schema file, against which a
+    relative ``sslcert``/``sslidentity`` is read (as Prisma reads it). With
+    ``tls=False`` the TLS parameters are not translated nor their files
+    checked (for displays and redaction only: the result must not reach a tool).
     No error message quotes any part of the URL.
     """
     if not url or not isinstance(url, str):
@@ -141,7 +172,7 @@ def parse_database_url(url: str | None) -> dict:
         env["PGPASSWORD"] = password
     dropped = []
     for key, value in query.items():
-        if key in ("password", "port"):
+        if key in ("password", "port") or key in TLS_PARAMS:
             continue
         var = LIBPQ_PARAMS.get(key)
         if var is None:
@@ -149,6 +180,8 @@ def parse_database_url(url: str | None) -> dict:
         else:
             env[var] = value
     secrets = sorted({v for v in (password, password_raw, query.get("sslpassword"), query.get("sslidentity")) if v})
+    settings = tls_settings(query, schema_dir) if tls else {"env": {}}
+    env.update(settings.pop("env"))
     return {
         "host": env["PGHOST"],
         "port": int(env.get("PGPORT", 5432)),
@@ -160,6 +193,7 @@ def parse_database_url(url: str | None) -> dict:
         "database": database,
         "schema": query.get("schema") or "public",
         "libpq_env": env,
+        "tls": settings,
         "dropped": sorted(dropped),
         "secrets": secrets,
         "display": _display(
@@ -191,6 +225,213 @@ def _display(scheme, user, has_password, hostname, port, database, pairs) -> str
     return f"{scheme}://{netloc}/{quote(database, safe='')}" + (f"?{query}" if query else "")
 
 
+# What to do instead of a relative path when the schema's folder is not known.
+_SET_SCHEMA_DIR = "set schema_dir to the folder of the Prisma schema file, or give an absolute path"
+
+
+def tls_settings(query: dict, schema_dir: str | None = None) -> dict:
+    """The libpq settings that check the server as Prisma's URL tells Prisma to, never less.
+
+    ``query`` is the URL's query parameters (decoded). Returns ``env`` (PGSSLMODE, PGSSLROOTCERT,
+    PGSSLCRL ...), ``sslmode`` (what libpq gets, None for its default ``prefer``), ``verify``
+    (``full``, ``ca``, ``none`` or ``libpq`` - libpq's own rules for a libpq sslmode given as such),
+    ``sslrootcert`` (the CA file the tools trust, None when they check nothing or libpq chooses),
+    ``ca`` (Prisma's sslcert, resolved) and ``identity`` (Prisma's sslidentity, resolved; converted
+    by ``client_identity``). Raises DatabaseUrlError (one line naming the parameter, never its
+    value) when a setting cannot be honoured for libpq tools.
+    """
+    mode = query.get("sslmode") or None
+    if mode is not None and mode not in SSLMODES:
+        raise DatabaseUrlError(
+            "the URL's sslmode is not one libpq knows: give disable, prefer or require (what Prisma knows),"
+            " or verify-ca / verify-full"
+        )
+    if query.get("sslkey"):
+        raise DatabaseUrlError(
+            "sslkey is libpq's client key, which Prisma does not read (in a Prisma URL sslcert is the server's CA):"
+            " give the client certificate and key to both as sslidentity=<PKCS#12 file> with sslpassword"
+        )
+    # Prisma: sslaccept absent = accept_invalid_certs (nothing checked); strict or any other value = strict.
+    accept = query.get("sslaccept")
+    strict = accept is not None and accept != "accept_invalid_certs"
+    ca = _prisma_file("sslcert", query.get("sslcert"), schema_dir)
+    if ca:
+        _require_pem_certificate(ca)
+    identity = _prisma_file("sslidentity", query.get("sslidentity"), schema_dir)
+    env = {}
+    for name, var in (("sslrootcert", "PGSSLROOTCERT"), ("sslcrl", "PGSSLCRL"), ("sslcrldir", "PGSSLCRLDIR")):
+        value = query.get(name)
+        if not value:
+            continue
+        if not os.path.isabs(value) and not (name == "sslrootcert" and value == "system"):
+            raise DatabaseUrlError(
+                f"{name} is a relative path, which psql and pg_dump would read from a folder of their own:"
+                " give an absolute path"
+            )
+        env[var] = value
+
+    if mode == "disable":
+        libpq_mode = "disable"  # no TLS, for Prisma too, whatever sslaccept says
+    elif strict:
+        libpq_mode = "verify-full"  # chain and host name; with Prisma's prefer libpq also insists on TLS
+    else:
+        libpq_mode = mode  # Prisma checks nothing: require stays require, prefer (the default) stays prefer
+    root = env.get("PGSSLROOTCERT")
+    if root is None and libpq_mode in _VERIFYING:
+        root = ca or (system_ca_bundle() if strict else None)
+        if strict and root is None:
+            raise DatabaseUrlError(
+                "sslaccept=strict checks the server against the system's CAs, and no CA bundle was found on this"
+                " host for psql and pg_dump: give the server's CA as sslcert"
+            )
+        if root:
+            env["PGSSLROOTCERT"] = root
+    if libpq_mode:
+        env["PGSSLMODE"] = libpq_mode
+    if libpq_mode == "disable":
+        verify = "none"
+    elif strict:
+        verify = "full"
+    elif libpq_mode in _VERIFYING:
+        verify = "libpq" if root is None else libpq_mode.partition("-")[2]
+    elif root:
+        verify = "libpq"  # libpq's sslrootcert given as such: with prefer/require libpq checks the chain
+    else:
+        verify = "none"
+    return {
+        "env": env,
+        "sslmode": libpq_mode,
+        "verify": verify,
+        "sslrootcert": env.get("PGSSLROOTCERT") if verify != "none" else None,
+        "ca": ca,
+        "identity": identity,
+    }
+
+
+def _prisma_file(name: str, value: str | None, schema_dir: str | None) -> str | None:
+    """A file named by Prisma's sslcert or sslidentity: absolute, or relative to the schema's folder
+    (psl's set_config_dir), readable. Prisma reads it whatever sslaccept says, and fails without it."""
+    if not value:
+        return None
+    if os.path.isabs(value):
+        path = value
+    elif not schema_dir:
+        raise DatabaseUrlError(
+            f"{name} is a relative path, which Prisma reads from the folder of the schema file, and that folder is"
+            f" not known here: {_SET_SCHEMA_DIR}"
+        )
+    else:
+        path = os.path.abspath(os.path.join(schema_dir, value))
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        where = "" if os.path.isabs(value) else f" (relative to schema_dir {schema_dir})"
+        raise DatabaseUrlError(
+            f"{name} names a file that cannot be read on this host{where}: check the path and its permissions"
+            + ("" if os.path.isabs(value) else f", or {_SET_SCHEMA_DIR}")
+        )
+    return path
+
+
+def _require_pem_certificate(path: str) -> None:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(1 << 20)
+    except OSError:
+        data = b""
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise DatabaseUrlError(
+            "sslcert names a file that holds no PEM certificate: Prisma reads sslcert as the server's CA"
+            " in PEM form (-----BEGIN CERTIFICATE-----)"
+        )
+
+
+def system_ca_bundle() -> str | None:
+    """The CA bundle OpenSSL trusts on this host (what Prisma's strict check adds sslcert to), or None."""
+    try:
+        import ssl
+
+        paths = ssl.get_default_verify_paths()
+    except (ImportError, AttributeError):  # pragma: no cover - a Python without ssl
+        return None
+    for candidate in (os.environ.get(paths.openssl_cafile_env or ""), paths.cafile, paths.openssl_cafile):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.R_OK):
+            return candidate
+    return None
+
+
+def client_identity(conn: dict, openssl: str | None = None) -> None:
+    """Give psql/pg_dump the client certificate and key of Prisma's ``sslidentity``.
+
+    libpq cannot read PKCS#12: ``openssl pkcs12`` converts it into a private folder (0700, files
+    0600, the key unencrypted so that libpq needs no password) that is removed when the process
+    exits (``remove_client_identity`` removes it sooner). The sslpassword reaches openssl on its
+    standard input only - never on a command line or in an environment. Sets PGSSLCERT and
+    PGSSLKEY in ``conn["libpq_env"]``; does nothing without sslidentity. Raises DatabaseUrlError.
+    """
+    tls = conn.get("tls") or {}
+    identity = tls.get("identity")
+    if not identity or tls.get("identity_dir"):
+        return
+    openssl = openssl or shutil.which("openssl")
+    if not openssl:
+        raise DatabaseUrlError(
+            "sslidentity is a PKCS#12 file, which psql and pg_dump cannot read, and openssl (which converts it"
+            " for them) is not installed on this host: install openssl"
+        )
+    password = conn.get("sslpassword") or ""
+    folder = tempfile.mkdtemp(prefix="prisma-tls-")
+    atexit.register(shutil.rmtree, folder, True)
+    try:
+        key = _pkcs12(openssl, identity, password, "-nocerts", "-nodes")
+        cert = _pkcs12(openssl, identity, password, "-clcerts", "-nokeys")
+        chain = _pkcs12(openssl, identity, password, "-cacerts", "-nokeys")
+        if b"PRIVATE KEY-----" not in key or b"-----BEGIN CERTIFICATE-----" not in cert:
+            raise DatabaseUrlError(
+                "sslidentity holds no client certificate and key: give a PKCS#12 file with both"
+                " (openssl pkcs12 -export -inkey KEY -in CERT)"
+            )
+        paths = {}
+        for name, data in (("client.crt", cert + chain), ("client.key", key)):
+            paths[name] = os.path.join(folder, name)
+            fd = os.open(paths[name], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    conn["libpq_env"]["PGSSLCERT"] = paths["client.crt"]
+    conn["libpq_env"]["PGSSLKEY"] = paths["client.key"]
+    tls["identity_dir"] = folder
+
+
+def remove_client_identity(conn: dict) -> None:
+    """Remove the converted client identity now (it is removed at exit anyway)."""
+    folder = (conn.get("tls") or {}).pop("identity_dir", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        conn["libpq_env"].pop("PGSSLCERT", None)
+        conn["libpq_env"].pop("PGSSLKEY", None)
+
+
+def _pkcs12(openssl: str, path: str, password: str, *what: str) -> bytes:
+    """One ``openssl pkcs12`` read of ``path``, the password on stdin; OpenSSL 3 reads old
+    (RC2-encrypted) files only with -legacy."""
+    for legacy in ((), ("-legacy",)):
+        proc = subprocess.run(
+            [openssl, "pkcs12", "-in", path, "-passin", "stdin", *legacy, *what],
+            input=(password + "\n").encode(),
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        if proc.returncode == 0:
+            return proc.stdout
+    # openssl's own words are left out: nothing of the file or its password is ever shown
+    raise DatabaseUrlError(
+        "openssl could not read the PKCS#12 file named by sslidentity: check that sslpassword is its password"
+        " and that the file is a PKCS#12 identity"
+    )
+
+
 _URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^\s/]+)(?P<at>@)", re.I)
 
 
@@ -202,7 +443,7 @@ def redact_url(url: str) -> str:
     display when it parses, else the patterns below (an unparseable URL is never shown by this
     project's messages)."""
     try:
-        return parse_database_url(url)["display"]
+        return parse_database_url(url, tls=False)["display"]
     except DatabaseUrlError:
         pass
     url = _URL_CREDENTIALS.sub(lambda m: m.group("head") + REDACTED + m.group("at"), url)
@@ -215,7 +456,7 @@ def url_secrets(url: str) -> set[str]:
     (where a password with an unencoded / ? # ends)."""
     found = set()
     try:
-        found.update(parse_database_url(url)["secrets"])
+        found.update(parse_database_url(url, tls=False)["secrets"])
     except DatabaseUrlError:
         pass
     rest = url.partition("://")[2]

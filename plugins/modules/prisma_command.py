@@ -167,6 +167,7 @@ from ansible.module_utils.prisma_connection import (
     connection_argument_spec,
     refuse_url_in_environment,
     require_database_url,
+    schema_dir,
 )
 from ansible.module_utils.prisma_history import local_migrations, read_history
 from ansible.module_utils.prisma_pg import client_tools, target_connection
@@ -231,7 +232,7 @@ def last_checks(module, p, migrations_dir, fail, result):
     expected = p["expect_pending"]
     if expected is None:
         return
-    conn = target_connection(p["database_url"], refuse)
+    conn = target_connection(p["database_url"], refuse, schema_dir(p, p["schema"]))
     psql = client_tools(module, p, ["psql"], refuse)["psql"]
     _table, _managed, now = read_history(
         module, psql, conn, local_migrations(migrations_dir), refuse, app="prisma-deploy-check"
@@ -263,7 +264,7 @@ def database_after(module, p, migrations_dir, secret):
 
     found = {"read": False, "error": None, "applied": [], "failed": [], "in_progress": [], "newly_applied": None}
     try:
-        conn = target_connection(p["database_url"], unreadable)
+        conn = target_connection(p["database_url"], unreadable, schema_dir(p, p["schema"]))
         psql = client_tools(module, p, ["psql"], unreadable)["psql"]
         _table, _managed, now = read_history(
             module, psql, conn, local_migrations(migrations_dir), unreadable, app="prisma-deploy-after"

@@ -99,6 +99,13 @@ class PgCluster:
     superuser_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     app_password: str = field(default_factory=lambda: "app-" + secrets.token_urlsafe(18))
     os_user: str | None = field(default_factory=_run_as_user)
+    # TLS (optional): the server's certificate and key (PEM), and the CA that signs client certificates
+    # (ssl_ca_file, for clientcert= in hba_lines). Copied into the cluster's folder; ssl=on when given.
+    ssl_cert_file: Path | None = None
+    ssl_key_file: Path | None = None
+    ssl_ca_file: Path | None = None
+    # pg_hba.conf lines put before initdb's own (the first match wins).
+    hba_lines: tuple[str, ...] = ()
     _counter: int = 0
 
     @property
@@ -152,6 +159,7 @@ class PgCluster:
             capture_output=True,
         )
         pwfile.unlink()
+        self._configure_tls_and_hba()
         for attempt in range(5):
             self.port = _free_port()
             proc = self._pg_ctl_start()
@@ -162,6 +170,33 @@ class PgCluster:
                 raise RuntimeError(f"pg_ctl start failed: {proc.stderr}\n{log}")
         self.psql(f"CREATE ROLE {APP_ROLE} LOGIN CREATEDB PASSWORD '{self.app_password}'")
         return self
+
+    @property
+    def ssl_dir(self) -> Path:
+        return self.base / "ssl"
+
+    def _configure_tls_and_hba(self) -> None:
+        if self.ssl_cert_file or self.ssl_key_file:
+            self.ssl_dir.mkdir(mode=0o700)
+            self._chown(self.ssl_dir)
+            for source, name in ((self.ssl_cert_file, "server.crt"), (self.ssl_key_file, "server.key"),
+                                 (self.ssl_ca_file, "ca.crt")):  # fmt: skip
+                if source:
+                    target = self.ssl_dir / name
+                    shutil.copyfile(source, target)
+                    target.chmod(0o600)
+                    self._chown(target)
+        if self.hba_lines:
+            hba = self.data_dir / "pg_hba.conf"
+            hba.write_text("\n".join(self.hba_lines) + "\n" + hba.read_text())
+
+    def _server_options(self) -> str:
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        if self.ssl_cert_file or self.ssl_key_file:
+            options += f" -c ssl=on -c ssl_cert_file={self.ssl_dir / 'server.crt'} -c ssl_key_file={self.ssl_dir / 'server.key'}"
+            if self.ssl_ca_file:
+                options += f" -c ssl_ca_file={self.ssl_dir / 'ca.crt'}"
+        return options
 
     def _pg_ctl_start(self):
         return subprocess.run(
@@ -175,7 +210,7 @@ class PgCluster:
                 "-t",
                 "30",
                 "-o",
-                f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self._server_options(),
                 "start",
             ),
             capture_output=True,

@@ -185,3 +185,60 @@ def audit_history(
     facts["failed_migrations"] = facts.pop("failed")
     facts["destructive"] = scan_migrations(project_dir, migrations_dir, facts["pending"])
     return table, managed, facts
+
+
+def _quoted(names: list[str], limit: int = 10) -> str:
+    """Names as JSON strings (a space at either end, a comma or a quote stays visible), at most ``limit``."""
+    if not names:
+        return "none"
+    shown = ", ".join(json.dumps(n, ensure_ascii=False) for n in names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def compare_pending(status: dict, audit: dict, database: str = "") -> dict:
+    """Does the pending list Prisma's ``migrate status`` printed (the gate shows it) name the migrations the
+    audit of ``_prisma_migrations`` against the checkout's folders finds pending (the deploy applies them)?
+
+    ``status`` as parse_migrate_status returns it (``state``, ``pending``); ``audit`` as ``audit`` returns it.
+    Compared only when Prisma's state is ``pending`` or ``up_to_date`` (any other state stops the run on its
+    own). Names compare exactly, as sets: the order is Prisma's (the deploy's). Returns ``ok``, ``compared``,
+    ``only_in_prisma``, ``only_in_audit`` and ``msg`` (one line, both lists)."""
+    prisma = list(status.get("pending") or [])
+    ours = list(audit.get("pending") or [])
+    state = status.get("state")
+    result = {"ok": True, "compared": state in ("pending", "up_to_date"), "only_in_prisma": [], "only_in_audit": []}
+    where = f" in database {database}" if database else ""
+    if not result["compared"]:
+        result["msg"] = f"not compared: prisma migrate status says {state}"
+        return result
+    in_prisma, in_audit = set(prisma), set(ours)
+    result["only_in_prisma"] = _unique(n for n in prisma if n not in in_audit)
+    result["only_in_audit"] = _unique(n for n in ours if n not in in_prisma)
+    seen: set[str] = set()
+    repeated = []
+    for n in prisma:
+        if n in seen and n not in repeated:
+            repeated.append(n)
+        seen.add(n)
+    result["ok"] = not (result["only_in_prisma"] or result["only_in_audit"] or repeated)
+    if result["ok"]:
+        result["msg"] = f"prisma migrate status and the history audit{where} agree: {len(prisma)} pending"
+        return result
+    hints = []
+    if set(result["only_in_audit"]) & set(audit.get("rolled_back") or []):
+        hints.append(
+            "a migration marked rolled back is applied again by migrate deploy but this Prisma does not list it"
+        )
+    if result["only_in_prisma"]:
+        hints.append("a folder Prisma lists may have no migration.sql")
+    if repeated:
+        hints.append(f"Prisma listed {_quoted(repeated)} more than once")
+    hints.append("check that Prisma reads this database (directUrl, prisma.config.ts, .env)")
+    result["msg"] = (
+        f"prisma migrate status lists {len(prisma)} pending migration(s) ({_quoted(prisma)}) but the audit of"
+        f" _prisma_migrations{where} against the checkout's migration folders finds {len(ours)} ({_quoted(ours)});"
+        f" only in Prisma's list: {_quoted(result['only_in_prisma'])}; only in the audit: "
+        f"{_quoted(result['only_in_audit'])} - the gate would show one list and the deploy apply another: "
+        + "; ".join(hints)
+    )
+    return result

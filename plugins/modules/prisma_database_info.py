@@ -243,6 +243,50 @@ migrate_status:
       Empty without I(migrate_status).
   returned: always
   type: dict
+datasource_check:
+  description:
+    - 'With I(migrate_status), whether the database C(prisma migrate status) says it reads (its line
+      C(Datasource "db": PostgreSQL database "X", schema "S" at "H:P")) is the one I(database_url) names -
+      the database the snapshot, the run lock and the identity pins see. The module does not fail on it; the
+      preflight stops the run when C(ok) is false.'
+    - C(ok); C(compared) and C(not_compared), the parts (C(database), C(schema), C(host), C(port)) Prisma printed
+      and did not print - with a driver adapter Prisma 6 prints C(using driver adapter "...") and no host and port,
+      and the database and schema of C(schema.prisma)'s C(url) or C(directUrl), not the adapter's connection;
+      C(differences); C(prisma) (what Prisma printed - C(provider), C(database) percent-decoded, C(schema) or
+      C(schemas), C(host), C(port), C(adapter)) or null when it printed no such line; C(url) (the URL's
+      C(database), C(schema), C(host), C(port)); C(note) (why a part was not compared) and C(msg) (one line naming
+      both sides, never the URL's text). An absent port is 5432; host names compare case-insensitively, and
+      C(localhost), C(127.0.0.1) and C(::1) are different hosts.
+    - Empty without I(migrate_status).
+  returned: always
+  type: dict
+  sample:
+    ok: true
+    compared: [database, schema]
+    not_compared: [host, port]
+    differences: []
+    prisma: {provider: PostgreSQL, database: app, schema: public, schemas: null, host: null, port: null,
+             adapter: "@prisma/adapter-pg"}
+    url: {database: app, schema: public, host: 127.0.0.1, port: 5432}
+    note: with the driver adapter "@prisma/adapter-pg" Prisma prints no host and port ...
+    msg: prisma migrate status reads database "app", schema "public", as the URL does; compared - database, schema ...
+pending_check:
+  description:
+    - With I(migrate_status) and I(project_dir), whether the pending migrations C(prisma migrate status) lists
+      (what the gate shows) are those the audit of C(_prisma_migrations) against the checkout's folders finds
+      (I(history.pending), what the deploy applies) - names compared exactly, as sets. Compared only when Prisma's
+      state is C(pending) or C(up_to_date). The module does not fail on it; the preflight stops the run when
+      C(ok) is false.
+    - C(ok), C(compared), C(only_in_prisma), C(only_in_audit) and C(msg) (one line with both lists). Empty without
+      I(migrate_status).
+  returned: always
+  type: dict
+  sample:
+    ok: false
+    compared: true
+    only_in_prisma: []
+    only_in_audit: [20240210090000_add_order_item_foreign_keys]
+    msg: prisma migrate status lists 0 pending migration(s) (none) but the audit of _prisma_migrations ...
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -258,10 +302,10 @@ from ansible.module_utils.prisma_facts import (
     tools_and_space,
     url_identity,
 )
-from ansible.module_utils.prisma_history import audit_history
+from ansible.module_utils.prisma_history import audit_history, compare_pending
 from ansible.module_utils.prisma_pg import client_tools, psql_json
 from ansible.module_utils.prisma_snapshots import SPACE_MARGIN
-from ansible.module_utils.prisma_status import NEXT_STEP, parse_migrate_status
+from ansible.module_utils.prisma_status import NEXT_STEP, datasource_check, parse_datasource, parse_migrate_status
 from ansible.module_utils.prisma_url import env_secrets, redact
 
 
@@ -285,6 +329,17 @@ def read(module, p, conn, migrations_dir, fail):
     facts.update(history(row, query, conn["schema"], audit))
     facts.update(tools_and_space(module, p["pg_dump"], p["backup_dir"], facts["size_bytes"], p["min_free_ratio"]))
     return facts
+
+
+def cross_checks(facts: dict, audit: dict, conn: dict) -> dict:
+    """What Prisma's own output says against what the module read: the database it reads (its Datasource
+    line against the URL's parts) and, with the history audit, its pending list against the audit's."""
+    datasource = parse_datasource(facts["stdout"] + "\n" + facts["stderr"])
+    checks = {
+        "datasource_check": datasource_check(datasource, conn, facts["summary"] if facts["state"] == "error" else None)
+    }
+    checks["pending_check"] = compare_pending(facts, audit, conn["database"]) if audit else {}
+    return checks
 
 
 def main():
@@ -333,6 +388,8 @@ def main():
         "backup_dir_writable": None,
         "user": None,
         "migrate_status": {},
+        "datasource_check": {},
+        "pending_check": {},
     }
     prisma = None  # the Prisma commands running side by side, stopped on any failure
 
@@ -369,6 +426,7 @@ def main():
         prisma = None
         facts["msg"] = problem or f"{facts['summary']}; next: {NEXT_STEP[facts['state']]}"
         result["migrate_status"] = facts
+        result.update(cross_checks(facts, result["history"], conn))
         if problem:
             fail(problem)
     module.exit_json(msg=msg, **result)

@@ -213,10 +213,14 @@ def parse_datasource(output: str | bytes | None) -> dict | None:
     ``name``, ``provider``, ``database`` (percent-decoded; Prisma prints the URL's path undecoded) and
     ``database_printed``, ``schema`` or ``schemas`` (multiSchema), ``location`` as printed after ``at`` with its
     ``host`` and ``port`` (either may be absent), ``adapter`` (``using driver adapter "…"``: Prisma then prints
-    no location), and ``line``. None when Prisma printed no such line. Lines of a list of migration names are
-    never read as the datasource."""
+    no location), ``line`` and ``conflicting`` (other, different datasource lines: a migration folder named like
+    one ends the list it is in). None when Prisma printed no such line."""
     prose, _lists = _read(output)
-    return _datasource_of(prose)
+    facts = _datasource_of(prose)
+    if facts:
+        lines = {ln.strip() for ln in prose if _DATASOURCE.match(ln.strip())}
+        facts["conflicting"] = sorted(lines - {facts["line"]})
+    return facts
 
 
 def _errors(lines: list[str]) -> tuple[str | None, str | None]:
@@ -313,7 +317,7 @@ def _tree_after(lines: list[str], start: int) -> tuple[list[str], int]:
 
 
 def _read(output: str | bytes | None) -> tuple[list[str], dict[int, list[str]]]:
-    """Split the output into prose lines (noise dropped, right-stripped) and the lists of migration names
+    """Split the output into prose lines (noise dropped) and the lists of migration names
     printed after each list header, keyed by the header's index in the prose. No line of a list is prose:
     a name that reads like a header or an error stays a name (only a line that starts a stream ends a list
     early, see ``_ends_list``)."""
@@ -322,11 +326,11 @@ def _read(output: str | bytes | None) -> tuple[list[str], dict[int, list[str]]]:
     lists: dict[int, list[str]] = {}
     i = 0
     while i < len(lines):
-        line = lines[i].rstrip()
+        line = lines[i]
         i += 1
-        if _NOISE.match(line):
+        if _NOISE.match(line.rstrip()):
             continue
-        prose.append(line)
+        prose.append(line)  # as printed: "Migration name: NAME" keeps a trailing space of NAME
         s = line.strip()
         if any(header.match(s) for header in (*_LIST_HEADERS, _MODIFIED_HEADER)):
             lists[len(prose) - 1], i = _list_after(lines, i - 1)
@@ -713,6 +717,13 @@ def datasource_check(datasource: dict | None, url: dict, status_msg: str | None 
         return result
     prisma = {k: datasource.get(k) for k in ("provider", "database", "schema", "schemas", "host", "port", "adapter")}
     result["prisma"] = prisma
+    if datasource.get("conflicting"):
+        result["not_compared"] = ["database", "schema", "host", "port"]
+        result["msg"] = (
+            f"prisma migrate status printed {len(datasource['conflicting']) + 1} different Datasource lines (a"
+            " migration folder named like one?), so the database it migrates cannot be told: rename that folder"
+        )
+        return result
     differences = []
     if (prisma["provider"] or "").lower() not in ("postgresql", "postgres"):
         differences.append("provider")

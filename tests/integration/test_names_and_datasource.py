@@ -4,6 +4,10 @@ Prisma reads another database than the URL the snapshot, the run lock and the id
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pytest
 from ansible_run import assert_result_keys, run_tasks
 from playbook_target import PHRASE, Target, applied_migrations, assert_no_secret, make_target, no_advisory_locks
 from prismaapp import MIGRATIONS, PrismaApp, offline_env
@@ -195,3 +199,71 @@ def test_a_rolled_back_migration_prisma_does_not_list_stops_before_the_gate(tmp_
     assert "prisma migrate status lists 0 pending migration(s) (none)" in message, message
     assert f'only in the audit: "{MIGRATIONS[4]}"' in message
     assert "marked rolled back" in message
+
+
+# --- C with Prisma 7: it prints at "HOST:PORT", so the host and the port are compared too ------------------
+
+PRISMA7_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "prisma7-app"
+
+
+def prisma7_checkout(tmp_path: Path) -> Path:
+    if not (PRISMA7_FIXTURE / "node_modules" / "prisma").is_dir():
+        pytest.skip(f"{PRISMA7_FIXTURE}/node_modules is not installed (npm ci --ignore-scripts in that folder)")
+    app = tmp_path / "app7"
+    shutil.copytree(PRISMA7_FIXTURE, app, ignore=shutil.ignore_patterns("node_modules"))
+    (app / "node_modules").symlink_to(PRISMA7_FIXTURE / "node_modules")
+    return app
+
+
+def prisma7_env() -> dict:
+    return {
+        "PRISMA_SCHEMA_ENGINE_BINARY": str(PRISMA7_FIXTURE / "schema-engine-standin.mjs"),
+        "PRISMA_HIDE_UPDATE_MESSAGE": "1",
+        "CHECKPOINT_DISABLE": "1",
+    }
+
+
+def test_prisma7_a_different_host_alone_stops_before_the_gate(tmp_path, database, pg_cluster):
+    """Prisma 7 prints where it connects: all four parts are compared. The same database reached as localhost
+    instead of 127.0.0.1 is refused - they are different hosts to this check (they can reach different
+    servers, and a different spelling means Prisma was given another URL than the playbook)."""
+    target = make_target(tmp_path, database)
+    app7 = prisma7_checkout(tmp_path)
+    info = run_tasks(
+        tmp_path,
+        [
+            {
+                "name": "read",
+                "prisma_database_info": {
+                    "database_url": "{{ lookup('env', 'TEST_DATABASE_URL') }}",
+                    "project_dir": str(app7),
+                    "migrate_status": {"environment": prisma7_env()},
+                },
+                "ignore_errors": True,
+            }
+        ],
+        env={"TEST_DATABASE_URL": database.url()},
+    )["read"]
+    assert_result_keys("prisma_database_info", info, failed=False)
+    check = info["datasource_check"]
+    assert check["ok"] is True, check
+    assert check["compared"] == ["database", "schema", "host", "port"]
+    assert check["not_compared"] == []
+    assert check["prisma"]["host"] == "127.0.0.1"
+    assert check["prisma"]["port"] == pg_cluster.port
+    assert info["pending_check"]["ok"] is True
+    assert info["migrate_status"]["pending"] == MIGRATIONS[2:]
+
+    config = app7 / "prisma.config.ts"
+    assert "url: env('DATABASE_URL')" in config.read_text()
+    config.write_text(
+        "import 'dotenv/config'\n"
+        + config.read_text().replace("url: env('DATABASE_URL')", "url: process.env.DIRECT_URL ?? env('DATABASE_URL')")
+    )
+    (app7 / ".env").write_text(f"DIRECT_URL={database.url().replace('@127.0.0.1:', '@localhost:')}\n")
+    run = target.run({"confirm": PHRASE, "prisma_project_dir": str(app7), "prisma_env": prisma7_env()})
+    assert_stopped_before_the_gate(run, target, MIGRATIONS[:2])
+    message = run.report["message"]
+    assert f'reads database "{database.name}", schema "public" at localhost:{pg_cluster.port}' in message, message
+    assert f'names database "{database.name}", schema "public" at 127.0.0.1:{pg_cluster.port}' in message
+    assert "(differs: host)" in message

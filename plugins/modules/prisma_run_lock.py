@@ -224,7 +224,7 @@ def _other_session_pid(psql, env):
             [psql, *PSQL_ARGS, "-c", "SELECT pg_backend_pid();"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            env={**os.environ, **env},
+            env={**os.environ, **env, "PGAPPNAME": "prisma-pooler-probe"},  # not mistaken for the holder
             text=True,
             timeout=30,
             check=False,

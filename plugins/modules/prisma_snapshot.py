@@ -19,6 +19,12 @@ description:
   - Refuses to start unless the free space in I(dest_dir) is at least the database size times
     I(min_free_ratio) - the rule M(prisma_database_info) reports as I(backup_dir_room).
   - A failed or unverifiable dump leaves no file with the final name and fails the task.
+  - Refused through a transaction-mode pooler (a URL with C(pgbouncer=true), or a server whose answers
+    show one - a session's server process changes between two statements, or two live sessions share
+    one) - the exported snapshot needs one server session. The message says to give the direct database URL.
+  - With I(run_lock), renews that run lock's lease before the dump and every quarter of the lease while
+    C(pg_dump) and the verification run, so that a snapshot longer than the lease does not cost the run
+    its lock; a lock that is not held, or is lost meanwhile, fails the task (the run stops before the deploy).
 version_added: "1.0.0"
 author: Ops team
 extends_documentation_fragment:
@@ -82,6 +88,13 @@ options:
     description: The C(psql) client used for the manifest's counts.
     type: str
     default: psql
+  run_lock:
+    description:
+      - The run lock this run holds (C(owner) and C(state_dir), as given to M(prisma_run_lock)). Its lease is
+        renewed while the snapshot is taken; the task fails, before or after the dump, when it is not held.
+      - Default - none; the lock is then renewed only by its holder (while the local C(ansible-playbook) it
+        watches lives) and by the next renewal of the run.
+    type: dict
 attributes:
   check_mode:
     support: none
@@ -90,6 +103,7 @@ attributes:
     support: none
 seealso:
   - module: prisma_database_info
+  - module: prisma_run_lock
 """
 
 EXAMPLES = r"""
@@ -98,6 +112,7 @@ EXAMPLES = r"""
     database_url: "{{ database_url }}"
     dest_dir: /var/backups/prisma
     keep: 5
+    run_lock: {owner: "{{ run_lock_owner }}", state_dir: /var/backups/prisma/.locks}
   register: __snapshot
 """
 
@@ -144,6 +159,7 @@ removed:
   elements: str
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -162,7 +178,16 @@ from ansible.module_utils.prisma_pg import (
     psql_json,
     quote_literal,
     row_counts_sql,
+    run_psql,
     stop_child,
+)
+from ansible.module_utils.prisma_runlock import (
+    KeepRenewed,
+    lease_of,
+    pooler_evidence,
+    pooler_refusal,
+    renew,
+    renew_interval,
 )
 from ansible.module_utils.prisma_snapshots import (
     SPACE_MARGIN,
@@ -176,6 +201,8 @@ from ansible.module_utils.prisma_snapshots import (
     write_manifest,
 )
 from ansible.module_utils.prisma_url import redact
+
+POOLER_WHAT = "pg_dump's exported snapshot and the manifest's counts need one server session"
 
 
 def _safe(text):
@@ -275,12 +302,29 @@ def snapshot_paths(dest_dir, conn, fmt, applied, started):
     return final
 
 
-def dump(p, tools, conn, info, fmt, jobs, leftovers, fail):
+def refuse_pooler(module, psql, session, conn, fail):
+    """Fail when the session's answers show a transaction-mode pooler: its server process changes
+    between two statements, or another session opened in between is served by the same one."""
+    first = session.ask("SELECT pg_backend_pid();")
+    rc, out, err = run_psql(module, psql, conn, "SELECT pg_backend_pid();")
+    if rc != 0:
+        fail(f"{explain_psql_error(err, conn)} - nothing was migrated")
+    again = session.ask("SELECT pg_backend_pid();")
+    try:
+        why = pooler_evidence(int(first), int(out.strip()), int(again))
+    except ValueError:
+        why = f"the server's process ids are not numbers ({first!r}, {out.strip()[:20]!r}, {again!r})"
+    if why:
+        fail(pooler_refusal(why, POOLER_WHAT))
+
+
+def dump(module, p, tools, conn, info, fmt, jobs, leftovers, fail):
     """pg_dump of the schema into ``<final>.partial`` in the session's snapshot, while the same session
     counts every table's rows. Returns final, applied, tables, started and t0 (when pg_dump started)."""
     schema = conn["schema"]
     env = psql_env(conn, app="prisma-snapshot")
     session = SnapshotSession(tools["psql"], env, conn, fail)
+    refuse_pooler(module, tools["psql"], session, conn, fail)
     snapshot_id = session.export()
     applied = session.json(applied_sql(migrations_table(schema))) if info["managed"] else []
 
@@ -388,6 +432,17 @@ def manifest_of(module, p, tools, conn, info, fmt, dumped, toc_entries, checksum
     return path, manifest
 
 
+@contextlib.contextmanager
+def renewing(lock):
+    """Renew the run lock's lease from a thread while the snapshot is taken (None without run_lock)."""
+    if not lock:
+        yield None
+        return
+    interval = renew_interval(lease_of(lock["state_dir"], lock["owner"]))
+    with KeepRenewed(lock["state_dir"], lock["owner"], interval) as keeper:
+        yield keeper
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -404,6 +459,7 @@ def main():
             "pg_dump": {"type": "str", "default": "pg_dump"},
             "pg_restore": {"type": "str", "default": "pg_restore"},
             "psql": {"type": "str", "default": "psql"},
+            "run_lock": {"type": "dict"},
         },
         supports_check_mode=False,
     )
@@ -421,6 +477,15 @@ def main():
     if not 0 <= p["compress"] <= 9:
         fail(f"compress is {p['compress']}: give a level from 0 to 9")
     conn = connect(p, fail)
+    if conn.get("pgbouncer"):
+        fail(pooler_refusal("the URL says pgbouncer=true", POOLER_WHAT))
+    lock = p["run_lock"]
+    if lock is not None:
+        if not lock.get("owner") or not lock.get("state_dir"):
+            fail("run_lock needs owner and state_dir (as given to prisma_run_lock)")
+        problem = renew(lock["state_dir"], lock["owner"])
+        if problem:
+            fail(f"{problem} - no snapshot was taken, nothing was migrated")
     tools = client_tools(module, p, ("pg_dump", "pg_restore", "psql"), fail)
     os.makedirs(p["dest_dir"], mode=0o700, exist_ok=True)
     os.chmod(p["dest_dir"], 0o700)
@@ -429,8 +494,9 @@ def main():
     check_room(p["dest_dir"], conn, info["size_bytes"], p["min_free_ratio"], fail)
     fmt, jobs = choose_format(p["format"], p["jobs"], info["size_bytes"], os.cpu_count())
     result.update(format=fmt, jobs=jobs)
-    dumped = dump(p, tools, conn, info, fmt, jobs, leftovers, fail)
-    toc_entries, checksum = verify(module, tools["pg_restore"], dumped["final"], leftovers, fail)
+    with renewing(lock) as keeper:
+        dumped = dump(module, p, tools, conn, info, fmt, jobs, leftovers, fail)
+        toc_entries, checksum = verify(module, tools["pg_restore"], dumped["final"], leftovers, fail)
     duration = round(time.monotonic() - dumped["t0"], 3)
     restrict_modes(dumped["final"])
     manifest_path, manifest = manifest_of(module, p, tools, conn, info, fmt, dumped, toc_entries, checksum, duration)
@@ -446,6 +512,9 @@ def main():
         duration_s=duration,
         removed=removed,
     )
+    problem = (keeper.problem or renew(lock["state_dir"], lock["owner"])) if keeper else None
+    if problem:
+        fail(f"{problem} - the snapshot {dumped['final']} was taken, nothing was migrated")
     module.exit_json(
         msg=f"snapshot {dumped['final']} ({manifest['size_bytes']} bytes, {toc_entries} TOC entries) verified in {duration} s",
         **result,

@@ -49,10 +49,13 @@ missing=()
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client-15)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# PgBouncer, for the run lock's and the snapshot's pooler refusal test (tests/integration/test_run_lock.py);
+# the tests start their own instance, never the distribution's service
+[ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else
-  say "system packages present (postgresql-15, psql, node, npm)"
+  say "system packages present (postgresql-15, psql, node, npm, pgbouncer)"
 fi
 # Installing postgresql may start the distribution's default cluster; the
 # tests never use it and never touch it.

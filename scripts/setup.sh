@@ -75,14 +75,20 @@ else
   say ".venv is up to date with requirements.txt"
 fi
 
-# --- The fixture Prisma app's node packages ----------------------------------
-APP=tests/fixtures/prisma-app
-if ! cmp -s "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed" 2>/dev/null; then
-  say "installing $APP node packages (npm ci --ignore-scripts)"
-  (cd "$APP" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
-  [ -f "$APP/node_modules/prisma/package.json" ] || die "npm ci did not install prisma into $APP/node_modules - check access to the npm registry"
-  cp "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed"
-else
-  say "$APP node packages are up to date"
-fi
+# --- The fixture Prisma apps' node packages (Prisma 6.19 and Prisma 7.10) -----
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a >= 24 ? 0 : 1)' \
+  || die "Prisma 7 (tests/fixtures/prisma7-app) needs Node ^20.19, ^22.12 or >= 24; this machine has $(node --version)"
+for APP in tests/fixtures/prisma-app tests/fixtures/prisma7-app; do
+  if ! cmp -s "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed" 2>/dev/null; then
+    say "installing $APP node packages (npm ci --ignore-scripts)"
+    (cd "$APP" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
+    [ -f "$APP/node_modules/prisma/package.json" ] || die "npm ci did not install prisma into $APP/node_modules - check access to the npm registry"
+    cp "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed"
+  else
+    say "$APP node packages are up to date"
+  fi
+done
+# The Prisma 7 fixture's schema-engine stand-in runs the WebAssembly engine from this package
+[ -f tests/fixtures/prisma7-app/node_modules/@prisma/schema-engine-wasm/schema_engine_bg.wasm ] \
+  || die "npm ci did not install @prisma/schema-engine-wasm into tests/fixtures/prisma7-app/node_modules (the schema-engine stand-in needs it)"
 say "done"

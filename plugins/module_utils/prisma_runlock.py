@@ -183,20 +183,28 @@ def claimed(state_dir: str, owner: str, timeout: float):
 
 def prune_stale(state_dir: str, keep: str, now: float | None = None, age: float = STALE_S) -> list[str]:
     """Remove the state files of dead holders older than ``age`` seconds (a lost or expired lock of
-    a run nobody released), except ``keep``'s. Returns the status files removed."""
+    a run nobody released), and claim files that old with no status beside them (every run has its
+    own owner, so one is left per run), except ``keep``'s. Returns the files removed."""
     now = time.time() if now is None else now
-    removed = []
-    for path in glob.glob(os.path.join(state_dir, "run-lock-*.json")):
-        if path == keep:
-            continue
+
+    def old(path):
         try:
-            old = now - os.stat(path).st_mtime > age
+            return now - os.stat(path).st_mtime > age
         except OSError:
-            continue
-        if old and not holder_alive(read_json(path)):
+            return False
+
+    removed = []
+    for path in sorted(glob.glob(os.path.join(state_dir, "run-lock-*.json"))):
+        if path != keep and old(path) and not holder_alive(read_json(path)):
             for stale in (path, path[: -len(".json")] + ".lease"):
                 with contextlib.suppress(OSError):
                     os.unlink(stale)
+            removed.append(path)
+    keep_claim = keep[: -len(".json")] + ".claim"
+    for path in sorted(glob.glob(os.path.join(state_dir, "run-lock-*.claim"))):
+        if path != keep_claim and old(path) and not os.path.exists(path[: -len(".claim")] + ".json"):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             removed.append(path)
     return removed
 

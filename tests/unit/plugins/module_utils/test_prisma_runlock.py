@@ -454,7 +454,7 @@ def test_a_forked_holder_that_closes_the_claim_does_not_release_it(tmp_path):
 # --- stale state files ------------------------------------------------------------------------------
 
 
-def test_prune_stale_removes_old_files_of_dead_holders_only(tmp_path):
+def test_prune_stale_removes_old_files_of_dead_holders_and_old_lone_claims_only(tmp_path):
     now = time.time()
     dead_old = tmp_path / "run-lock-00000000000000aa.json"
     write_json(str(dead_old), {"status": "lost", "pid": exited_child(), "since": now - 9e5, "lost_at": now - 9e5})
@@ -468,10 +468,19 @@ def test_prune_stale_removes_old_files_of_dead_holders_only(tmp_path):
     for path in (dead_old, live_old, mine):
         os.utime(path, (now - 8 * 24 * 3600,) * 2)
     other = tmp_path / "snapshot.dump"
-    other.write_text("")
-    os.utime(other, (now - 8 * 24 * 3600,) * 2)
-    assert prune_stale(str(tmp_path), keep=str(mine), now=now) == [str(dead_old)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dead_new.name, live_old.name, mine.name, other.name])
+    claims = {tag: tmp_path / f"run-lock-00000000000000{tag}.claim" for tag in ("aa", "cc", "dd", "ee", "ff")}
+    for path in (other, *claims.values()):
+        path.write_text("")
+        os.utime(path, (now - 8 * 24 * 3600,) * 2)
+    os.utime(claims["ff"])  # a claim of today: an acquisition may be in progress
+    assert prune_stale(str(tmp_path), keep=str(mine), now=now) == [
+        str(dead_old),
+        str(claims["aa"]),  # its status is gone now
+        str(claims["ee"]),  # a run released long ago: nothing beside it
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [dead_new.name, live_old.name, mine.name, other.name, claims["cc"].name, claims["dd"].name, claims["ff"].name]
+    )
 
 
 # --- the holder's psql session ----------------------------------------------------------------------

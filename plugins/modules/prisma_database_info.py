@@ -18,6 +18,10 @@ description:
   - Also reports the major version of the C(pg_dump) client on this host, the free space where
     snapshots are written and whether it is enough by the rule M(prisma_snapshot) refuses by
     (I(min_free_ratio)).
+  - With I(migrate_status), cross-checks what Prisma printed against what the module read, for the preflight to
+    decide on - never a failure of the module itself - I(datasource_check) (the database, schema, host and port
+    Prisma says it reads against the URL's) and, with the history audit, I(pending_check) (Prisma's pending list
+    against the audit's, name by name, whatever characters the folder names hold).
   - One module run - the reads are grouped in C(module_utils/prisma_facts.py) (identity, sizes, locks
     and sessions, history, checks, tools and space) and the first of them is one query.
   - Read-only; C(changed) is always false and it runs in check mode.

@@ -6,6 +6,7 @@ calls its public methods, so it is importable in plain unit tests too.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -63,6 +64,45 @@ def check_project(project_dir: str, schema: str | None = None) -> str:
             f"no migrations folder at {migrations}: is {project_dir} the app checkout (package.json and prisma/)?"
         )
     return migrations
+
+
+# The Prisma CLI majors this project runs: 7 (primary) and 6 are tested on every `make test`; 5 reads the
+# same output (untested). 8 has no `migrate deploy` (its `db migrate` and `migration status --json` replace it).
+SUPPORTED_MAJORS = (5, 6, 7)
+TESTED_MAJORS = (6, 7)
+
+
+def prisma_version(project_dir: str) -> dict:
+    """The Prisma CLI version the checkout installed, read from ``node_modules/prisma/package.json``
+    (no process started): ``version``, ``major``, ``path``, ``supported``, ``tested`` and a one-line
+    ``msg`` that says what to do when it is not supported (or cannot be read)."""
+    path = os.path.join(project_dir, "node_modules", "prisma", "package.json")
+    found = {"version": None, "major": None, "path": path, "supported": False, "tested": False, "msg": ""}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            version = json.load(fh).get("version")
+    except (OSError, ValueError, AttributeError):
+        version = None
+    match = re.match(r"^(\d+)\.\d+\.\d+", version) if isinstance(version, str) else None
+    if not match:
+        found["msg"] = (
+            f"cannot tell which Prisma CLI the checkout runs: {path} is missing or has no version -"
+            " install the app's node packages in the checkout (npm ci) before migrating"
+        )
+        return found
+    major = int(match.group(1))
+    found.update(version=version, major=major, supported=major in SUPPORTED_MAJORS, tested=major in TESTED_MAJORS)
+    if major >= 8:
+        found["msg"] = (
+            f"the checkout runs Prisma {version}, which has no 'migrate deploy' (Prisma 8 migrates with"
+            " 'prisma db migrate'): pin prisma@7 in the app's package.json, or migrate with Prisma 8's own tools"
+        )
+    elif major < 5:
+        found["msg"] = (
+            f"the checkout runs Prisma {version}, older than this project supports (5 to 7, tested on 6 and 7):"
+            " upgrade the app to prisma@7 (or 6)"
+        )
+    return found
 
 
 def resolve_executable(module, argv: list[str], project_dir: str, environment: dict) -> str:

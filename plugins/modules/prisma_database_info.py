@@ -291,10 +291,26 @@ pending_check:
     only_in_prisma: []
     only_in_audit: [20240210090000_add_order_item_foreign_keys]
     msg: prisma migrate status lists 0 pending migration(s) (none) but the audit of _prisma_migrations ...
+prisma_version:
+  description:
+    - With I(project_dir), the Prisma CLI the checkout installed, read from C(node_modules/prisma/package.json)
+      (no process started) - C(version), C(major), C(path), C(supported) (5 to 7), C(tested) (6 and 7) and
+      C(msg) (one line saying what to do when it is not supported or cannot be read). Empty without
+      I(project_dir). With I(migrate_status) the module fails with C(msg), before running Prisma, when the
+      version is not supported (Prisma 8 has no C(migrate deploy)) or cannot be read.
+  returned: always
+  type: dict
+  sample:
+    version: 7.10.1
+    major: 7
+    path: /srv/app/node_modules/prisma/package.json
+    supported: true
+    tested: true
+    msg: ""
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project, hide_from_result
+from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project, hide_from_result, prisma_version
 from ansible.module_utils.prisma_connection import connect, connection_argument_spec, refuse_url_in_environment
 from ansible.module_utils.prisma_facts import (
     first_read_sql,
@@ -394,6 +410,7 @@ def main():
         "migrate_status": {},
         "datasource_check": {},
         "pending_check": {},
+        "prisma_version": {},
     }
     prisma = None  # the Prisma commands running side by side, stopped on any failure
 
@@ -408,6 +425,9 @@ def main():
     try:
         if p["project_dir"]:
             migrations_dir = check_project(p["project_dir"])
+            result["prisma_version"] = prisma_version(p["project_dir"])
+        if p["migrate_status"] and not result["prisma_version"]["supported"]:
+            fail(result["prisma_version"]["msg"])  # before Prisma runs: Prisma 8 has no migrate status to parse
         if p["migrate_status"]:
             refuse_url_in_environment(p["migrate_status"]["environment"], "migrate_status.environment", fail)
             prisma = StatusRun(

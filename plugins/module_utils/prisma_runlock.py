@@ -163,18 +163,27 @@ def claimed(state_dir: str, owner: str, timeout: float):
     start the holder, wait for its answer. Yields the open claim file: a forked holder must close
     it (closing drops the child's reference only; the parent keeps the lock until it leaves)."""
     path = claim_path(state_dir, owner)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    handle = os.fdopen(fd, "r+")
     deadline = time.monotonic() + timeout
-    with handle:
+    while True:
+        handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+")
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
+                    handle.close()
                     raise ClaimTimeout(path) from None
                 time.sleep(0.02)
+        try:
+            same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+        except OSError:
+            same = False
+        if same:  # not a claim file another run's pruning unlinked while this one waited for it
+            break
+        handle.close()
+    with handle:
+        os.utime(path)  # a claim in use is never week-old
         try:
             yield handle
         finally:
@@ -346,6 +355,7 @@ def hold(session, *, backend_pid, where, status, status_path, lease_path, lease,
                 return "released"
             if age > lease:
                 return _lose(status, status_path, f"its lease of {lease} s ran out without a renewal")
+        sent = time.time()  # a check confirms a renewal only if it was sent after the renewal began
         try:
             why = check_answer(session.ask(sql, CHECK_TIMEOUT_S), backend_pid)
         except SessionEnded:
@@ -356,7 +366,7 @@ def hold(session, *, backend_pid, where, status, status_path, lease_path, lease,
             if stop() or not os.path.exists(lease_path):
                 return "released"  # the run let it go meanwhile
             return _lose(status, status_path, why)
-        status["checked_at"] = time.time()
+        status["checked_at"] = sent
         write_json(status_path, status)
         time.sleep(POLL_S)
 

@@ -274,6 +274,7 @@ def _holder(psql, env, conn, key, status_path, lease_path, lease, watch):
         return
     status.update(pid=os.getpid(), since=time.time(), checked_at=time.time(), lease=lease)
     status["watch_pid"] = watch[0] if watch else None
+    status["watch_start"] = watch[1] if watch else None
     write_json(status_path, status)
     how = "lost"
     try:
@@ -377,8 +378,18 @@ def _acquire(module, p, result, fail, status_path, lease_path, claim):
     old = read_json(status_path)
     if holder_alive(old):
         if watch and old.get("watch_pid") == watch[0]:
-            fail(f"this run ({p['owner']}) already holds the lock (holder pid {old.get('pid')})")
+            fail(
+                f"this run ({p['owner']}) already holds the lock (holder pid {old.get('pid')}): take it once per run"
+                " and release it with state=released before taking it again"
+            )
         _refuse_taken(module, p, result, psql, conn, fail)  # another run with the same owner (same second)
+    if (old or {}).get("status") == "lost" and old.get("watch_pid") and old.get("watch_start"):
+        if process_start(old["watch_pid"]) == old["watch_start"] and (not watch or watch[0] != old["watch_pid"]):
+            # the run that lost it still runs and must see 'lost', never this run's 'held', in these files
+            fail(
+                f"the run lock of {p['owner']} was lost while another run of that name (ansible-playbook pid"
+                f" {old['watch_pid']}) still runs: wait for it to end, then run again - nothing was changed by this run"
+            )
     with contextlib.suppress(FileNotFoundError):
         os.unlink(status_path)  # a dead holder's
 

@@ -24,7 +24,8 @@ description:
     one) - the exported snapshot needs one server session. The message says to give the direct database URL.
   - With I(run_lock), renews that run lock's lease before the dump and every quarter of the lease while
     C(pg_dump) and the verification run, so that a snapshot longer than the lease does not cost the run
-    its lock; a lock that is not held, or is lost meanwhile, fails the task (the run stops before the deploy).
+    its lock; a lock that is not held, or is lost meanwhile, fails the task when the dump ends, before the
+    retention removes any older snapshot (the run stops before the deploy).
 version_added: "1.0.0"
 author: Ops team
 extends_documentation_fragment:
@@ -500,6 +501,10 @@ def main():
     duration = round(time.monotonic() - dumped["t0"], 3)
     restrict_modes(dumped["final"])
     manifest_path, manifest = manifest_of(module, p, tools, conn, info, fmt, dumped, toc_entries, checksum, duration)
+    # a lock lost while pg_dump ran: stop before the retention deletes anything (the new snapshot stays)
+    problem = (keeper.problem or renew(lock["state_dir"], lock["owner"])) if keeper else None
+    if problem:
+        fail(f"{problem} - the snapshot {dumped['final']} was taken and no older one was removed, nothing was migrated")
     removed = apply_retention(p["dest_dir"], manifest, p["keep"], manifest["file"], p["protect"])
 
     result.update(
@@ -512,9 +517,6 @@ def main():
         duration_s=duration,
         removed=removed,
     )
-    problem = (keeper.problem or renew(lock["state_dir"], lock["owner"])) if keeper else None
-    if problem:
-        fail(f"{problem} - the snapshot {dumped['final']} was taken, nothing was migrated")
     module.exit_json(
         msg=f"snapshot {dumped['final']} ({manifest['size_bytes']} bytes, {toc_entries} TOC entries) verified in {duration} s",
         **result,

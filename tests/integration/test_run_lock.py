@@ -440,7 +440,9 @@ def test_a_snapshot_fails_when_the_lock_it_renews_is_lost_during_the_dump(tmp_pa
     [dump] = list((tmp_path / "backups").glob("*.dump"))
     assert snapshot["msg"].startswith("the run lock of run A was lost at 20"), snapshot["msg"]
     assert "(its database session ended: FATAL: terminating connection due to administrator command)" in snapshot["msg"]
-    assert snapshot["msg"].endswith(f"- the snapshot {dump} was taken, nothing was migrated")
+    assert snapshot["msg"].endswith(
+        f"- the snapshot {dump} was taken and no older one was removed, nothing was migrated"
+    )
     assert out["release"]["lost_reason"].startswith("its database session ended: FATAL: terminating connection")
     assert no_advisory_locks(database)
 

@@ -24,6 +24,25 @@ MIGRATIONS = ["20240105090000_init",
 PRISMA_COMMAND = ["npx", "--no-install", "prisma"]
 
 
+# Migration folder names Prisma accepts (it takes any folder name) and prints as they are: a space at
+# either end or inside, +, non-ASCII letters, an emoji, quotes, a backslash, and lines that look like
+# its own headers, errors and Datasource line (issue 16 B).
+UNUSUAL_NAMES = [
+    " 20240300090000_leading space",
+    "20240301090000_add space",
+    "20240302090000_c++ plus+",
+    "20240303090000_café_ñandú",
+    "20240304090000_🚀 launch",
+    "20240305090000_Following migrations have not yet been applied:",
+    "20240306090000_Error: looks like an error",
+    '20240307090000_Datasource "db": PostgreSQL database "other"',
+    "20240308090000_quote\"and'apostrophe",
+    "20240309090000_back\\slash",
+    "20240310090000_Ünïcödé",
+    "20240311090000_trailing space ",
+]
+
+
 def offline_env(app_dir: Path) -> dict[str, str]:
     """Environment that makes the Prisma CLI work offline (fixture only)."""
     stub = FIXTURE / "offline-engine.stub"

@@ -10,23 +10,9 @@ from pathlib import Path
 import pytest
 from ansible_run import assert_result_keys, run_tasks
 from playbook_target import PHRASE, Target, applied_migrations, assert_no_secret, make_target, no_advisory_locks
-from prismaapp import MIGRATIONS, PrismaApp, offline_env
+from prismaapp import MIGRATIONS, UNUSUAL_NAMES, PrismaApp, offline_env
 
-# Folder names Prisma accepts (it takes any folder name) and prints as they are.
-UNUSUAL = [
-    " 20240300090000_leading space",
-    "20240301090000_add space",
-    "20240302090000_c++ plus+",
-    "20240303090000_café_ñandú",
-    "20240304090000_🚀 launch",
-    "20240305090000_Following migrations have not yet been applied:",
-    "20240306090000_Error: looks like an error",
-    '20240307090000_Datasource "db": PostgreSQL database "other"',
-    "20240308090000_quote\"and'apostrophe",
-    "20240309090000_back\\slash",
-    "20240310090000_Ünïcödé",
-    "20240311090000_trailing space ",
-]
+UNUSUAL = UNUSUAL_NAMES
 
 
 def add_unusual_migrations(app: PrismaApp) -> None:

@@ -10,27 +10,11 @@ from pathlib import Path
 
 import pytest
 from prisma_status import parse_datasource, parse_migrate_deploy, parse_migrate_status
+from prismaapp import MIGRATIONS, UNUSUAL_NAMES
 
 REAL = json.loads((Path(__file__).resolve().parent / "data" / "real-names.json").read_text())
-FIXTURE = ["20240105090000_init",
-           "20240112090000_add_product_status",
-           "20240120090000_backfill_product_slug",
-           "20240201090000_add_product_name_index",
-           "20240210090000_add_order_item_foreign_keys"]  # fmt: skip
-UNUSUAL = [
-    " 20240300090000_leading space",
-    "20240301090000_add space",
-    "20240302090000_c++ plus+",
-    "20240303090000_café_ñandú",
-    "20240304090000_🚀 launch",
-    "20240305090000_Following migrations have not yet been applied:",
-    "20240306090000_Error: looks like an error",
-    '20240307090000_Datasource "db": PostgreSQL database "other"',
-    "20240308090000_quote\"and'apostrophe",
-    "20240309090000_back\\slash",
-    "20240310090000_Ünïcödé",
-    "20240311090000_trailing space ",
-]
+FIXTURE = MIGRATIONS
+UNUSUAL = UNUSUAL_NAMES  # the folders of tests/integration/test_names_and_datasource.py
 ALL = sorted(FIXTURE + UNUSUAL)  # Prisma's order: by name (the leading space first)
 FAILING = '20240401090000_fail "q" back\\slash é+ 🚀'
 

@@ -23,25 +23,11 @@ TESTS = HERE.parents[3]
 sys.path.insert(0, str(TESTS))
 
 from pgcluster import PgCluster  # noqa: E402
-from prismaapp import PrismaApp  # noqa: E402
+from prismaapp import UNUSUAL_NAMES, PrismaApp  # noqa: E402
 
 PRISMA7 = TESTS / "fixtures" / "prisma7-app"
 
-# Folder names Prisma accepts and prints as they are (the same set as tests/integration/test_names_and_datasource.py).
-UNUSUAL = [
-    " 20240300090000_leading space",
-    "20240301090000_add space",
-    "20240302090000_c++ plus+",
-    "20240303090000_café_ñandú",
-    "20240304090000_🚀 launch",
-    "20240305090000_Following migrations have not yet been applied:",
-    "20240306090000_Error: looks like an error",
-    '20240307090000_Datasource "db": PostgreSQL database "other"',
-    "20240308090000_quote\"and'apostrophe",
-    "20240309090000_back\\slash",
-    "20240310090000_Ünïcödé",
-    "20240311090000_trailing space ",
-]
+UNUSUAL = UNUSUAL_NAMES
 FAILING = '20240401090000_fail "q" back\\slash é+ 🚀'
 
 

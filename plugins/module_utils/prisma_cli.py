@@ -74,10 +74,12 @@ TESTED_MAJORS = (6, 7)
 
 def prisma_version(project_dir: str) -> dict:
     """The Prisma CLI version the checkout installed, read from ``node_modules/prisma/package.json``
-    (no process started): ``version``, ``major``, ``path``, ``supported``, ``tested`` and a one-line
-    ``msg`` that says what to do when it is not supported (or cannot be read)."""
+    (no process started): ``version``, ``major``, ``path``, ``supported``, ``tested``, ``config_file`` (the
+    Prisma config file the CLI would load, or None) and a one-line ``msg`` that says what to do when the
+    version is not supported (or cannot be read)."""
     path = os.path.join(project_dir, "node_modules", "prisma", "package.json")
     found = {"version": None, "major": None, "path": path, "supported": False, "tested": False, "msg": ""}
+    found["config_file"] = prisma_config_file(project_dir)
     try:
         with open(path, encoding="utf-8") as fh:
             version = json.load(fh).get("version")
@@ -103,6 +105,49 @@ def prisma_version(project_dir: str) -> dict:
             " upgrade the app to prisma@7 (or 6)"
         )
     return found
+
+
+# Where Prisma 7 looks for its config file in the folder it runs in, in its order (@prisma/config 7.10.1,
+# loadConfigFromFile: PRISMA7_CONFIG_FILE_CANDIDATES, then the legacy ones), unless --config names one.
+_CONFIG_EXTENSIONS = (".js", ".ts", ".mjs", ".cjs", ".mts", ".cts")
+CONFIG_FILE_CANDIDATES = tuple(
+    [f"prisma7.config{ext}" for ext in _CONFIG_EXTENSIONS]
+    + [os.path.join(".config", f"prisma7{ext}") for ext in _CONFIG_EXTENSIONS]
+    + [
+        candidate
+        for base in ("prisma.config", os.path.join(".config", "prisma"), os.path.join(".config", "prisma.config"))
+        for candidate in [base + ext for ext in _CONFIG_EXTENSIONS]
+        + [os.path.join(base, "index" + ext) for ext in _CONFIG_EXTENSIONS]
+    ]
+)
+
+
+def prisma_config_file(project_dir: str) -> str | None:
+    """The Prisma config file the CLI loads when it runs in ``project_dir`` without --config, or None."""
+    for candidate in CONFIG_FILE_CANDIDATES:
+        path = os.path.join(project_dir, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def config_problem(version: dict, project_dir: str, command) -> str:
+    """One line when the checkout's Prisma cannot be reading the playbook's URL because it has no config file:
+    Prisma 7 takes the datasource URL only from its config file (schema.prisma may not hold it, .env is not
+    loaded). Empty when there is one, when the command names one (--config), or before Prisma 7."""
+    if not version.get("major") or version["major"] < 7:
+        return ""
+    argv = split_command(command) if command else []
+    if any(arg == "--config" or arg.startswith("--config=") for arg in argv):
+        return ""
+    if prisma_config_file(project_dir):
+        return ""
+    return (
+        f"the checkout runs Prisma {version['version']} and has no prisma.config.ts in {project_dir}:"
+        " Prisma 7 reads the datasource URL only from its config file - add prisma.config.ts with"
+        " datasource: { url: env('DATABASE_URL') } (the playbook sets DATABASE_URL), or name the file"
+        " with --config in prisma_command"
+    )
 
 
 def resolve_executable(module, argv: list[str], project_dir: str, environment: dict) -> str:

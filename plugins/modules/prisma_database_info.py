@@ -294,10 +294,13 @@ pending_check:
 prisma_version:
   description:
     - With I(project_dir), the Prisma CLI the checkout installed, read from C(node_modules/prisma/package.json)
-      (no process started) - C(version), C(major), C(path), C(supported) (5 to 7), C(tested) (6 and 7) and
-      C(msg) (one line saying what to do when it is not supported or cannot be read). Empty without
-      I(project_dir). With I(migrate_status) the module fails with C(msg), before running Prisma, when the
-      version is not supported (Prisma 8 has no C(migrate deploy)) or cannot be read.
+      (no process started) - C(version), C(major), C(path), C(supported) (5 to 7), C(tested) (6 and 7),
+      C(config_file) (the Prisma config file the CLI loads in I(project_dir), or null) and C(msg) (one line
+      saying what to do when it is not supported or cannot be read). Empty without I(project_dir). With
+      I(migrate_status) the module fails with C(msg), before running Prisma, when the version is not supported
+      (Prisma 8 has no C(migrate deploy)) or cannot be read, and on Prisma 7 or later when there is no config
+      file and I(migrate_status.command) names none with C(--config) (Prisma 7 reads the datasource URL only
+      from it).
   returned: always
   type: dict
   sample:
@@ -306,11 +309,19 @@ prisma_version:
     path: /srv/app/node_modules/prisma/package.json
     supported: true
     tested: true
+    config_file: /srv/app/prisma.config.ts
     msg: ""
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prisma_cli import PrismaCliError, StatusRun, check_project, hide_from_result, prisma_version
+from ansible.module_utils.prisma_cli import (
+    PrismaCliError,
+    StatusRun,
+    check_project,
+    config_problem,
+    hide_from_result,
+    prisma_version,
+)
 from ansible.module_utils.prisma_connection import connect, connection_argument_spec, refuse_url_in_environment
 from ansible.module_utils.prisma_facts import (
     first_read_sql,
@@ -428,6 +439,11 @@ def main():
             result["prisma_version"] = prisma_version(p["project_dir"])
         if p["migrate_status"] and not result["prisma_version"]["supported"]:
             fail(result["prisma_version"]["msg"])  # before Prisma runs: Prisma 8 has no migrate status to parse
+        if p["migrate_status"]:
+            # Prisma 7 without a config file has no datasource URL at all: say why, before Prisma runs
+            problem = config_problem(result["prisma_version"], p["project_dir"], p["migrate_status"]["command"])
+            if problem:
+                fail(problem)
         if p["migrate_status"]:
             refuse_url_in_environment(p["migrate_status"]["environment"], "migrate_status.environment", fail)
             prisma = StatusRun(

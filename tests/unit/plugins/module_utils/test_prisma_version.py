@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from prisma_cli import prisma_version
+from prisma_cli import CONFIG_FILE_CANDIDATES, config_problem, prisma_config_file, prisma_version
 
 
 def checkout(tmp_path, version=None, text=None):
@@ -71,3 +71,50 @@ def test_the_fixture_apps_are_the_tested_majors():
             pytest.skip(f"{app} node packages are not installed: run make setup")
         found = prisma_version(str(fixtures / app))
         assert (found["major"], found["supported"], found["tested"]) == (major, True, True), found
+
+
+# --- Prisma 7 reads its datasource URL only from a config file ------------------------------------------------
+
+
+def test_prisma_7_without_a_config_file_is_refused_with_what_to_do(tmp_path):
+    found = prisma_version(checkout(tmp_path, "7.10.1"))
+    assert found["config_file"] is None
+    problem = config_problem(found, str(tmp_path), "prisma")
+    assert problem.startswith(f"the checkout runs Prisma 7.10.1 and has no prisma.config.ts in {tmp_path}:")
+    assert "datasource: { url: env('DATABASE_URL') }" in problem
+    assert "--config" in problem
+    assert "\n" not in problem
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["prisma.config.ts", "prisma.config.mjs", "prisma7.config.ts", ".config/prisma.ts", "prisma.config/index.js"],
+)
+def test_any_config_file_prisma_7_loads_is_found(tmp_path, name):
+    found = prisma_version(checkout(tmp_path, "7.10.1"))
+    config = tmp_path / name
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("export default {}\n")
+    assert prisma_config_file(str(tmp_path)) == str(config)
+    assert prisma_version(str(tmp_path))["config_file"] == str(config)
+    assert config_problem(found, str(tmp_path), "prisma") == ""
+
+
+def test_prisma_7_looks_for_its_own_name_first(tmp_path):
+    checkout(tmp_path, "7.10.1")
+    for name in ("prisma.config.ts", "prisma7.config.ts"):
+        (tmp_path / name).write_text("export default {}\n")
+    assert CONFIG_FILE_CANDIDATES[1] == "prisma7.config.ts"
+    assert prisma_config_file(str(tmp_path)) == str(tmp_path / "prisma7.config.ts")
+
+
+@pytest.mark.parametrize("command", ["prisma --config deploy/prisma.config.ts", "npx prisma --config=cfg.ts"])
+def test_a_config_named_on_the_command_is_left_to_prisma(tmp_path, command):
+    found = prisma_version(checkout(tmp_path, "7.10.1"))
+    assert config_problem(found, str(tmp_path), command) == ""
+
+
+@pytest.mark.parametrize("version", ["6.19.3", "5.22.0"])
+def test_before_prisma_7_no_config_file_is_needed(tmp_path, version):
+    found = prisma_version(checkout(tmp_path, version))
+    assert config_problem(found, str(tmp_path), "prisma") == ""

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from pgcluster import PgCluster  # noqa: E402
-from prismaapp import FIXTURE, PrismaApp, offline_env  # noqa: E402
+from prismaapp import PrismaApp, fixture, offline_env  # noqa: E402
 
 WORK = ROOT / ".cache" / "demo"
 SAMPLE_ROWS = """
@@ -78,7 +78,9 @@ def main() -> int:
         reports = sorted((ROOT / "reports" / "demo").glob("*.md"))
         if reports:
             print(f"demo: report: {reports[-1]}")
-        print(f"demo: fixture app used: {FIXTURE.relative_to(ROOT)}; the cluster is deleted now")
+        print(
+            f"demo: fixture app used: {fixture().relative_to(ROOT)} (Prisma {app.version}); the cluster is deleted now"
+        )
         return proc.returncode
 
 

@@ -1,4 +1,11 @@
-"""The fixture Prisma app, copied per test, and a runner for its CLI.
+"""The fixture Prisma apps, copied per test, and a runner for their CLI.
+
+Two fixtures, the same schema and the same five migrations byte for byte:
+Prisma 7.10.1 (``fixtures/prisma7-app``, the default: what teams run today)
+and Prisma 6.19.3 (``fixtures/prisma-app``). Which one a copy is made from is
+``current_major()``: the integration tests set it per test (their conftest:
+``@pytest.mark.prisma6`` also runs a test on 6.19), scripts take
+``PRISMA_FIXTURE_MAJOR`` (7 or 6) from the environment.
 
 The copy shares the installed ``node_modules`` (a symlink), so tests can add,
 edit or delete migrations freely without reinstalling anything.
@@ -6,13 +13,52 @@ edit or delete migrations freely without reinstalling anything.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "prisma-app"
+FIXTURES = {
+    7: Path(__file__).resolve().parent / "fixtures" / "prisma7-app",
+    6: Path(__file__).resolve().parent / "fixtures" / "prisma-app",
+}
+DEFAULT_MAJOR = 7
+# The schema-engine stand-in of the Prisma 7 fixture (test-only, see its README): a copy carries it.
+STANDIN = "schema-engine-standin.mjs"
+
+
+def _major_from_environment() -> int:
+    value = os.environ.get("PRISMA_FIXTURE_MAJOR", str(DEFAULT_MAJOR))
+    if value not in ("6", "7"):
+        raise SystemExit(f"PRISMA_FIXTURE_MAJOR={value!r}: use 7 (Prisma 7.10.1) or 6 (Prisma 6.19.3)")
+    return int(value)
+
+
+_major = _major_from_environment()
+
+
+def current_major() -> int:
+    """The Prisma major new copies are made with."""
+    return _major
+
+
+def use_major(major: int) -> None:
+    """Make new copies from the fixture of ``major`` (7 or 6)."""
+    global _major
+    if major not in FIXTURES:
+        raise ValueError(f"no fixture app for Prisma {major}")
+    _major = major
+
+
+def fixture(major: int | None = None) -> Path:
+    """The installed fixture app of ``major`` (default: the current one)."""
+    return FIXTURES[current_major() if major is None else major]
+
+
+# The first fixture, kept for the code that reads its migrations' SQL (identical in both).
+FIXTURE = FIXTURES[6]
 MIGRATIONS = ["20240105090000_init",
               "20240112090000_add_product_status",
               "20240120090000_backfill_product_slug",
@@ -43,15 +89,24 @@ UNUSUAL_NAMES = [
 ]
 
 
+def major_of(app_dir: Path) -> int:
+    """The Prisma major of a checkout made from a fixture (the Prisma 7 one carries the stand-in)."""
+    return 7 if (Path(app_dir) / STANDIN).is_file() else 6
+
+
 def offline_env(app_dir: Path) -> dict[str, str]:
-    """Environment that makes the Prisma CLI work offline (fixture only)."""
-    stub = FIXTURE / "offline-engine.stub"
+    """Environment that makes the fixture's Prisma CLI work offline (fixtures only; an inventory gives
+    the playbook the same as ``prisma_env``)."""
+    quiet = {"PRISMA_HIDE_UPDATE_MESSAGE": "1", "CHECKPOINT_DISABLE": "1"}
+    if major_of(app_dir) == 7:
+        # Prisma 7 always spawns the schema engine: the checkout's stand-in plays it.
+        return {"PRISMA_SCHEMA_ENGINE_BINARY": str(Path(app_dir).resolve() / STANDIN), **quiet}
+    stub = FIXTURES[6] / "offline-engine.stub"
     return {
         "PRISMA_QUERY_ENGINE_LIBRARY": str(stub),
         "PRISMA_SCHEMA_ENGINE_BINARY": str(stub),
-        "PRISMA_HIDE_UPDATE_MESSAGE": "1",
-        "CHECKPOINT_DISABLE": "1",
-        "NODE_OPTIONS": f"--require {FIXTURE / 'unref-long-timers.cjs'}",
+        **quiet,
+        "NODE_OPTIONS": f"--require {FIXTURES[6] / 'unref-long-timers.cjs'}",
     }
 
 
@@ -71,12 +126,22 @@ class PrismaApp:
     path: Path
 
     @classmethod
-    def copy_to(cls, dest: Path) -> PrismaApp:
-        if not (FIXTURE / "node_modules" / "prisma").is_dir():
-            raise RuntimeError(f"{FIXTURE}/node_modules is missing; run 'make setup'")
-        shutil.copytree(FIXTURE, dest, ignore=shutil.ignore_patterns("node_modules"))
-        (dest / "node_modules").symlink_to(FIXTURE / "node_modules")
+    def copy_to(cls, dest: Path, major: int | None = None) -> PrismaApp:
+        source = fixture(major)
+        if not (source / "node_modules" / "prisma").is_dir():
+            raise RuntimeError(f"{source}/node_modules is missing; run 'make setup'")
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns("node_modules", "README.md"))
+        (dest / "node_modules").symlink_to(source / "node_modules")
         return cls(dest)
+
+    @property
+    def major(self) -> int:
+        return major_of(self.path)
+
+    @property
+    def version(self) -> str:
+        """The Prisma CLI version the checkout runs."""
+        return json.loads((self.path / "node_modules" / "prisma" / "package.json").read_text())["version"]
 
     @property
     def migrations_dir(self) -> Path:

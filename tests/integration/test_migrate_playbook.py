@@ -14,6 +14,8 @@ from pgcluster import wait_until
 from playbook_target import PHRASE, Run, Target, assert_no_secret, make_target, no_advisory_locks
 from prismaapp import MIGRATIONS, PrismaApp
 
+pytestmark = pytest.mark.prisma6  # on Prisma 7.10.1 and 6.19.3: every migrate.yml test
+
 
 @pytest.fixture
 def target(tmp_path, database):
@@ -118,11 +120,25 @@ def test_unreachable_server_and_wrong_password(target, pg_cluster):
 
 
 def test_database_missing_is_refused_not_created(target, pg_cluster):
-    typo = target.db.url().replace(f"/{target.db.name}?", f"/{target.db.name}_typo?")
+    """A typo in the database name: Prisma's migrate deploy creates that database, empty, and migrates it (the
+    native engine, and Prisma 7 with any engine). The playbook refuses before the gate: nothing created,
+    nothing migrated. Then Prisma alone, given the same URL, shows what the refusal prevented."""
+    typo_name = f"{target.db.name}_typo"
+    typo = target.db.url().replace(f"/{target.db.name}?", f"/{typo_name}?")
+    exists = f"SELECT count(*) FROM pg_database WHERE datname = '{typo_name}'"
     run = target.run({"confirm": PHRASE}, url=typo)
-    assert f"database {target.db.name}_typo does not exist" in run.report["message"]
-    assert pg_cluster.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target.db.name}_typo'").strip() == "0"
+    assert f"database {typo_name} does not exist" in run.report["message"]
+    assert "MIGRATION PLAN" not in run.stdout  # stopped before the gate
+    assert pg_cluster.psql(exists).strip() == "0"
     assert_nothing_changed(run, target)
+    if target.app.major >= 7:
+        bare = target.app.prisma("migrate", "deploy", database_url=typo)
+        try:
+            assert bare.rc == 0, bare.output
+            assert f"PostgreSQL database {typo_name} created at 127.0.0.1:{pg_cluster.port}" in bare.output
+            assert pg_cluster.psql(exists).strip() == "1"
+        finally:
+            pg_cluster.psql(f"DROP DATABASE IF EXISTS {typo_name}")
 
 
 def test_check_mode_shows_the_plan_and_changes_nothing(target):

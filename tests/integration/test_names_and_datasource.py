@@ -1,11 +1,9 @@
-"""Issue 16 B and C with real Prisma 6.19 (WebAssembly engine, driver adapter), a real cluster and the real
-playbook: migration folders with names Prisma accepts but the old parsers cut short, and a checkout whose
-Prisma reads another database than the URL the snapshot, the run lock and the identity pins see."""
+"""Issue 16 B and C, and issue 17's Prisma 7 refusals, with real Prisma (7.10.1, and 6.19.3 where marked), a
+real cluster and the real playbook: migration folders with names Prisma accepts but the old parsers cut
+short, and a checkout whose Prisma reads another database than the URL the snapshot, the run lock and the
+identity pins see (Prisma 6: .env, directUrl, a driver adapter; Prisma 7: its config file)."""
 
 from __future__ import annotations
-
-import shutil
-from pathlib import Path
 
 import pytest
 from ansible_run import assert_result_keys, run_tasks
@@ -48,6 +46,7 @@ def assert_stopped_before_the_gate(run, target: Target, before: list[str]):
 # --- B: unusual names, end to end --------------------------------------------------------------------------
 
 
+@pytest.mark.prisma6
 def test_unusual_names_the_gate_lists_what_the_audit_finds_and_the_deploy_applies(tmp_path, database):
     target = make_target(tmp_path, database)
     add_unusual_migrations(target.app)
@@ -82,10 +81,13 @@ def test_unusual_names_the_gate_lists_what_the_audit_finds_and_the_deploy_applie
     }
     check = info["datasource_check"]
     assert check["ok"] is True
-    assert check["compared"] == ["database", "schema"]  # Prisma 6 with a driver adapter prints no host:port
-    assert check["not_compared"] == ["host", "port"]
-    assert check["prisma"]["adapter"] == "@prisma/adapter-pg"
-    assert "driver adapter" in check["note"]
+    if target.app.major == 7:  # Prisma 7 prints where it connects
+        assert check["compared"] == ["database", "schema", "host", "port"]
+    else:  # Prisma 6 with a driver adapter prints no host:port
+        assert check["compared"] == ["database", "schema"]
+        assert check["not_compared"] == ["host", "port"]
+        assert check["prisma"]["adapter"] == "@prisma/adapter-pg"
+        assert "driver adapter" in check["note"]
 
     # The playbook: the gate's list, the deploy's applied list and the database agree, name for name.
     run = target.run({"confirm": PHRASE})
@@ -131,6 +133,7 @@ def another_database_at(tmp_path, pg_cluster, at: int):
     return other
 
 
+@pytest.mark.prisma6_only  # schema.prisma's directUrl and the adapter in prisma.config.ts exist only there
 def test_a_checkout_that_points_prisma_at_another_database_stops_before_the_gate(tmp_path, database, pg_cluster):
     target = make_target(tmp_path, database)
     other = another_database_at(tmp_path, pg_cluster, at=2)  # the same state: only the datasource line tells
@@ -153,6 +156,7 @@ def test_a_checkout_that_points_prisma_at_another_database_stops_before_the_gate
         pg_cluster.drop_database(other.name)
 
 
+@pytest.mark.prisma6_only  # Prisma 7 has no driver adapter in its config; it prints where it connects
 def test_an_adapter_reading_another_database_is_caught_by_the_pending_list(tmp_path, database, pg_cluster):
     """Prisma 6 prints the database of schema.prisma's url even when the adapter connects elsewhere, so the
     datasource line agrees; the pending list Prisma read from the other database does not match the audit of
@@ -173,9 +177,10 @@ def test_an_adapter_reading_another_database_is_caught_by_the_pending_list(tmp_p
         pg_cluster.drop_database(other.name)
 
 
+@pytest.mark.prisma6_only  # Prisma 7.10.1 (its engine 8.1) lists a rolled-back migration as pending
 def test_a_rolled_back_migration_prisma_does_not_list_stops_before_the_gate(tmp_path, database):
-    """The WebAssembly engine's migrate status says "up to date" when a migration is marked rolled back, while
-    migrate deploy applies it again: the gate would show nothing and the deploy would run it."""
+    """Prisma 6.19's WebAssembly engine's migrate status says "up to date" when a migration is marked rolled
+    back, while migrate deploy applies it again: the gate would show nothing and the deploy would run it."""
     target = make_target(tmp_path, database)
     assert target.app.prisma("migrate", "deploy", database_url=database.url()).rc == 0
     database.execute("UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = %s", (MIGRATIONS[4],))
@@ -189,32 +194,14 @@ def test_a_rolled_back_migration_prisma_does_not_list_stops_before_the_gate(tmp_
 
 # --- C with Prisma 7: it prints at "HOST:PORT", so the host and the port are compared too ------------------
 
-PRISMA7_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "prisma7-app"
-
-
-def prisma7_checkout(tmp_path: Path) -> Path:
-    if not (PRISMA7_FIXTURE / "node_modules" / "prisma").is_dir():
-        pytest.skip(f"{PRISMA7_FIXTURE}/node_modules is not installed (npm ci --ignore-scripts in that folder)")
-    app = tmp_path / "app7"
-    shutil.copytree(PRISMA7_FIXTURE, app, ignore=shutil.ignore_patterns("node_modules"))
-    (app / "node_modules").symlink_to(PRISMA7_FIXTURE / "node_modules")
-    return app
-
-
-def prisma7_env() -> dict:
-    return {
-        "PRISMA_SCHEMA_ENGINE_BINARY": str(PRISMA7_FIXTURE / "schema-engine-standin.mjs"),
-        "PRISMA_HIDE_UPDATE_MESSAGE": "1",
-        "CHECKPOINT_DISABLE": "1",
-    }
-
 
 def test_prisma7_a_different_host_alone_stops_before_the_gate(tmp_path, database, pg_cluster):
     """Prisma 7 prints where it connects: all four parts are compared. The same database reached as localhost
     instead of 127.0.0.1 is refused - they are different hosts to this check (they can reach different
     servers, and a different spelling means Prisma was given another URL than the playbook)."""
     target = make_target(tmp_path, database)
-    app7 = prisma7_checkout(tmp_path)
+    app7 = target.app
+    assert app7.major == 7
     info = run_tasks(
         tmp_path,
         [
@@ -222,8 +209,8 @@ def test_prisma7_a_different_host_alone_stops_before_the_gate(tmp_path, database
                 "name": "read",
                 "prisma_database_info": {
                     "database_url": "{{ lookup('env', 'TEST_DATABASE_URL') }}",
-                    "project_dir": str(app7),
-                    "migrate_status": {"environment": prisma7_env()},
+                    "project_dir": str(app7.path),
+                    "migrate_status": {"environment": offline_env(app7.path)},
                 },
                 "ignore_errors": True,
             }
@@ -239,17 +226,70 @@ def test_prisma7_a_different_host_alone_stops_before_the_gate(tmp_path, database
     assert check["prisma"]["port"] == pg_cluster.port
     assert info["pending_check"]["ok"] is True
     assert info["migrate_status"]["pending"] == MIGRATIONS[2:]
+    assert info["prisma_version"]["config_file"] == str(app7.path / "prisma.config.ts")
 
-    config = app7 / "prisma.config.ts"
+    config = app7.path / "prisma.config.ts"
     assert "url: env('DATABASE_URL')" in config.read_text()
     config.write_text(
         "import 'dotenv/config'\n"
         + config.read_text().replace("url: env('DATABASE_URL')", "url: process.env.DIRECT_URL ?? env('DATABASE_URL')")
     )
-    (app7 / ".env").write_text(f"DIRECT_URL={database.url().replace('@127.0.0.1:', '@localhost:')}\n")
-    run = target.run({"confirm": PHRASE, "prisma_project_dir": str(app7), "prisma_env": prisma7_env()})
+    (app7.path / ".env").write_text(f"DIRECT_URL={database.url().replace('@127.0.0.1:', '@localhost:')}\n")
+    run = target.run({"confirm": PHRASE})
     assert_stopped_before_the_gate(run, target, MIGRATIONS[:2])
     message = run.report["message"]
     assert f'reads database "{database.name}", schema "public" at localhost:{pg_cluster.port}' in message, message
     assert f'names database "{database.name}", schema "public" at 127.0.0.1:{pg_cluster.port}' in message
     assert "(differs: host)" in message
+
+
+def read_url_from(app: PrismaApp, variable: str) -> None:
+    """The checkout's prisma.config.ts takes the datasource URL from ``variable``, not DATABASE_URL."""
+    config = app.path / "prisma.config.ts"
+    text = config.read_text()
+    assert "url: env('DATABASE_URL')" in text
+    config.write_text(text.replace("url: env('DATABASE_URL')", f"url: env('{variable}')"))
+
+
+def test_prisma7_a_config_reading_another_variable_stops_before_the_gate(tmp_path, database, pg_cluster, monkeypatch):
+    """The app's prisma.config.ts reads MIGRATE_DATABASE_URL, which the app host's environment sets to another
+    database (same history, so only the datasource line tells): stopped before the gate, neither touched.
+    Unset, Prisma 7 cannot load its config: stopped before the gate too, saying which variable."""
+    target = make_target(tmp_path, database)
+    assert target.app.major == 7
+    other = another_database_at(tmp_path, pg_cluster, at=2)
+    read_url_from(target.app, "MIGRATE_DATABASE_URL")
+    other_before = database_state(other)
+    try:
+        monkeypatch.setenv("MIGRATE_DATABASE_URL", other.url())
+        run = target.run({"confirm": PHRASE})
+        assert_stopped_before_the_gate(run, target, MIGRATIONS[:2])
+        message = run.report["message"]
+        assert f'reads database "{other.name}", schema "public" at 127.0.0.1:{pg_cluster.port}' in message, message
+        assert f'names database "{database.name}", schema "public" at 127.0.0.1:{pg_cluster.port}' in message
+        assert "(differs: database)" in message
+        assert message.endswith("Nothing was changed.")
+        assert database_state(other) == other_before
+        assert no_advisory_locks(other)
+
+        monkeypatch.delenv("MIGRATE_DATABASE_URL")
+        run = target.run({"confirm": PHRASE})
+        assert_stopped_before_the_gate(run, target, MIGRATIONS[:2])
+        message = run.report["message"]
+        assert "MIGRATE_DATABASE_URL" in message, message
+        assert database_state(other) == other_before
+    finally:
+        pg_cluster.drop_database(other.name)
+
+
+def test_prisma7_a_checkout_without_a_config_file_stops_before_prisma_runs(tmp_path, database):
+    """Prisma 7 takes the datasource URL only from its config file: without one it cannot read the playbook's
+    URL. Refused before the gate, in one line saying what to add."""
+    target = make_target(tmp_path, database)
+    (target.app.path / "prisma.config.ts").unlink()
+    run = target.run({"confirm": PHRASE})
+    assert_stopped_before_the_gate(run, target, MIGRATIONS[:2])
+    message = run.report["message"]
+    assert f"the checkout runs Prisma {target.app.version} and has no prisma.config.ts" in message, message
+    assert "datasource: { url: env('DATABASE_URL') }" in message
+    assert run.report["failed_stage"].startswith("target | Read the database"), run.report["failed_stage"]

@@ -14,6 +14,8 @@ from pgcluster import wait_until
 from playbook_target import PHRASE, ROOT, Target, assert_no_secret, make_target, no_advisory_locks
 from prismaapp import MIGRATIONS
 
+pytestmark = pytest.mark.prisma6  # on Prisma 7.10.1 and 6.19.3: every rollback.yml and rehearse.yml test
+
 BULK = """
 CREATE TABLE IF NOT EXISTS "bulk" (id int PRIMARY KEY, payload text);
 INSERT INTO "bulk" SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, {rows}) g;
@@ -95,7 +97,15 @@ def test_half_failed_migration_then_rollback(target):
     run = target.run({"confirm": PHRASE})
     assert run.rc != 0
     assert run.report["failed_migration"] == "20240301090000_reprice"
-    assert target.db.query("SELECT price_cents FROM products ORDER BY id") == [(2500,), (1580,)]  # half applied
+    # What a failed migration leaves depends on the engine (tests/fixtures/prisma7-app/README.md): statement by
+    # statement (both fixtures' WebAssembly engine over adapter-pg; the native engine from Prisma 7.4) keeps the
+    # first statements; one implicit transaction (the native engine before 7.4) keeps nothing. Either way the
+    # rollback must give back the data as it was.
+    prices = target.db.query("SELECT price_cents FROM products ORDER BY id")
+    if target.db.query("SELECT to_regclass('public.price_audit') IS NOT NULL") == [(True,)]:
+        assert prices == [(2500,), (1580,)]  # half applied: the table, its row and the doubled prices stayed
+    else:
+        assert prices == [(1250,), (790,)]  # one transaction: nothing stayed
 
     rollback = target.run({"confirm": PHRASE}, playbook="rollback.yml")
     assert rollback.rc == 0, rollback.report.get("message")

@@ -25,7 +25,7 @@ RUN_WRITES = [BACKUP_DIR, "/srv/app", "/home/deploy", "/tmp"]  # noqa: S108 (rea
 # ... and on the database host: the server's log and the temporary directory.
 DB_WRITES = ["/var/log/postgresql", "/tmp"]  # noqa: S108 (read, not written)
 FIXTURE_MIGRATIONS = sorted(
-    p.name for p in (RESOURCES.parent.parent / "tests/fixtures/prisma-app/prisma/migrations").iterdir() if p.is_dir()
+    p.name for p in (RESOURCES.parent.parent / "tests/fixtures/prisma7-app/prisma/migrations").iterdir() if p.is_dir()
 )
 
 

@@ -14,7 +14,9 @@ from pgcluster import wait_until
 from playbook_target import PHRASE, ROOT, Target, assert_no_secret, make_target, no_advisory_locks
 from prismaapp import MIGRATIONS
 
-pytestmark = pytest.mark.prisma6  # on Prisma 7.10.1 and 6.19.3: every rollback.yml and rehearse.yml test
+# Also on Prisma 6.19.3 (@pytest.mark.prisma6): every rollback.yml and rehearse.yml test that migrates with
+# Prisma and then checks what Prisma left (a round trip, a half-failed migration, a rehearsal's migration).
+# The tests of pg_dump, pg_restore, a crash, a full disk, the snapshot checks and the gates: Prisma 7 only.
 
 BULK = """
 CREATE TABLE IF NOT EXISTS "bulk" (id int PRIMARY KEY, payload text);
@@ -37,6 +39,7 @@ def manifest_of(snapshot: Path) -> dict:
     return json.loads(Path(str(snapshot) + ".manifest.json").read_text())
 
 
+@pytest.mark.prisma6
 def test_round_trip_restores_every_row(target):
     before = target.table_digest()
     migrated(target)
@@ -85,6 +88,7 @@ def test_directory_format_snapshot_round_trip(target):
     assert target.applied() == MIGRATIONS[:2]
 
 
+@pytest.mark.prisma6
 def test_half_failed_migration_then_rollback(target):
     before = target.table_digest()
     target.app.add_migration(
@@ -235,6 +239,7 @@ def take_snapshot(target: Target) -> Path:
     return snapshot
 
 
+@pytest.mark.prisma6
 def test_rehearsal_restores_production_into_staging_and_migrates_it(target, pg_cluster):
     before = target.table_digest()
     target.app.add_migration("20240301090000_add_note", 'ALTER TABLE "orders" ADD COLUMN "note" TEXT;\n')

@@ -45,5 +45,16 @@ def test_reports_tell_both_runs(staging):
     assert second["result"] == "nothing_to_do"
 
 
+def test_the_staging_app_runs_prisma_7_on_a_node_that_fits(staging):
+    """Prisma 7 is the primary target (issue 17): the staging app runs the Prisma 7 fixture on the
+    controller's Node (Debian 12's is 18.20, older than Prisma 7 accepts)."""
+    first, second = staging.reports[-2:]
+    assert first["prisma_version"].startswith("7."), first["prisma_version"]
+    node = staging.app.run("node --version")
+    assert node.rc == 0, node.stderr
+    major, minor = (int(part) for part in node.stdout.strip().lstrip("v").split(".")[:2])
+    assert (major == 20 and minor >= 19) or (major == 22 and minor >= 12) or major >= 24, node.stdout
+
+
 def test_no_secret_in_any_file_or_output_the_runs_wrote(staging):
     assert staging.leaks() == []

@@ -50,7 +50,7 @@ def main() -> None:
         def fresh(name, tag="app"):
             db = cluster.create_database()
             names[db.name] = tag
-            return db, PrismaApp.copy_to(tmp / name)
+            return db, PrismaApp.copy_to(tmp / name, major=6)
 
         def run6(app, case, *args, url, extra_env=None):
             res = app.prisma(*args, database_url=url, extra_env=extra_env)
@@ -100,18 +100,18 @@ def main() -> None:
         # The datasource line: directUrl (another database), multiSchema.
         other = cluster.create_database()
         names[other.name] = "other"
-        app = PrismaApp.copy_to(tmp / "direct")
+        app = PrismaApp.copy_to(tmp / "direct", major=6)
         schema = app.path / "prisma" / "schema.prisma"
         schema.write_text(schema.read_text().replace('url      = env("DATABASE_URL")', 'url       = env("DATABASE_URL")\n  directUrl = env("DIRECT_URL")'))  # fmt: skip
         run6(app, "status-direct-url", "migrate", "status", url=db.url(), extra_env={"DIRECT_URL": other.url()})
-        app = PrismaApp.copy_to(tmp / "multi")
+        app = PrismaApp.copy_to(tmp / "multi", major=6)
         schema = app.path / "prisma" / "schema.prisma"
         schema.write_text(schema.read_text().replace('url      = env("DATABASE_URL")', 'url      = env("DATABASE_URL")\n  schemas  = ["public", "audit"]'))  # fmt: skip
         run6(app, "status-multi-schema", "migrate", "status", url=db.url())
 
         # Prisma 6.19 without the driver adapter prints "at HOST:PORT" before it tries the native engine
         # (which these machines lack: the command then fails, after the line).
-        app = PrismaApp.copy_to(tmp / "classic")
+        app = PrismaApp.copy_to(tmp / "classic", major=6)
         (app.path / "prisma.config.ts").write_text("import { defineConfig } from 'prisma/config'\nexport default defineConfig({})\n")  # fmt: skip
         pw = cluster.app_password
         for case, url in {

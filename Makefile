@@ -62,8 +62,9 @@ bench-quick: setup ## The same benchmark on ~100 MB, 5 pairs (its pairs vary mor
 bench-fleet: setup ## Benchmark: 8 tenant databases, one at a time vs the canary then batches of 4
 	$(VENV)/bin/python bench/fleet_rollout.py
 
-bench-parser: setup ## Benchmark: the status parser on 3,000 pending names (goal < 50 ms)
+bench-parser: setup ## Benchmarks: the status parser on 3,000 pending names (goal < 50 ms); sql_plan on 20,000 statements (goal < 2 s)
 	$(VENV)/bin/python bench/parse_status.py
+	$(VENV)/bin/python bench/parse_sql.py
 
 bench-snapshot: setup ## Benchmark: snapshot and restore seconds per GB on a generated 1.6 GB database
 	$(VENV)/bin/python bench/snapshot_rates.py 1024

@@ -123,6 +123,19 @@ def point_prisma_at(app: PrismaApp, other_url: str, *, direct_url_in_schema: boo
         schema.write_text(text.replace('url      = env("DATABASE_URL")', 'url       = env("DATABASE_URL")\n  directUrl = env("DIRECT_URL")'))  # fmt: skip
 
 
+def assert_refused_for_another_database(run, target: Target, other, other_before: dict) -> str:
+    """The run stopped before the gate naming both databases, and the other one was not touched either."""
+    assert_stopped_before_the_gate(run, target, MIGRATIONS[:2])
+    message = run.report["message"]
+    assert f'reads database "{other.name}", schema "public"' in message, message
+    assert f'names database "{target.db.name}", schema "public" at 127.0.0.1:{other.cluster.port}' in message
+    assert "(differs: database)" in message
+    assert message.endswith("Nothing was changed.")
+    assert database_state(other) == other_before
+    assert no_advisory_locks(other)
+    return message
+
+
 def another_database_at(tmp_path, pg_cluster, at: int):
     other = pg_cluster.create_database()
     old = PrismaApp.copy_to(tmp_path / "other-old")
@@ -140,18 +153,10 @@ def test_a_checkout_that_points_prisma_at_another_database_stops_before_the_gate
     point_prisma_at(target.app, other.url(), direct_url_in_schema=True)
     other_before = database_state(other)
     try:
-        run = target.run({"confirm": PHRASE})
-        assert_stopped_before_the_gate(run, target, MIGRATIONS[:2])
-        message = run.report["message"]
-        assert f'reads database "{other.name}", schema "public"' in message, message
-        assert f'names database "{database.name}", schema "public" at 127.0.0.1:{pg_cluster.port}' in message
-        assert "differs: database" in message
+        message = assert_refused_for_another_database(target.run({"confirm": PHRASE}), target, other, other_before)
         assert "directUrl" in message
         assert ".env" in message
-        assert message.endswith("Nothing was changed.")
-        assert database_state(other) == other_before  # the other database was not touched either
         assert applied_migrations(other) == MIGRATIONS[:2]
-        assert no_advisory_locks(other)
     finally:
         pg_cluster.drop_database(other.name)
 
@@ -262,15 +267,8 @@ def test_prisma7_a_config_reading_another_variable_stops_before_the_gate(tmp_pat
     other_before = database_state(other)
     try:
         monkeypatch.setenv("MIGRATE_DATABASE_URL", other.url())
-        run = target.run({"confirm": PHRASE})
-        assert_stopped_before_the_gate(run, target, MIGRATIONS[:2])
-        message = run.report["message"]
-        assert f'reads database "{other.name}", schema "public" at 127.0.0.1:{pg_cluster.port}' in message, message
-        assert f'names database "{database.name}", schema "public" at 127.0.0.1:{pg_cluster.port}' in message
-        assert "(differs: database)" in message
-        assert message.endswith("Nothing was changed.")
-        assert database_state(other) == other_before
-        assert no_advisory_locks(other)
+        message = assert_refused_for_another_database(target.run({"confirm": PHRASE}), target, other, other_before)
+        assert f'reads database "{other.name}", schema "public" at 127.0.0.1:{pg_cluster.port}' in message
 
         monkeypatch.delenv("MIGRATE_DATABASE_URL")
         run = target.run({"confirm": PHRASE})

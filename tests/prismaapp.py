@@ -57,8 +57,6 @@ def fixture(major: int | None = None) -> Path:
     return FIXTURES[current_major() if major is None else major]
 
 
-# The first fixture, kept for the code that reads its migrations' SQL (identical in both).
-FIXTURE = FIXTURES[6]
 MIGRATIONS = ["20240105090000_init",
               "20240112090000_add_product_status",
               "20240120090000_backfill_product_slug",

@@ -33,7 +33,7 @@ def migration(statements: int) -> str:
         elif i % 50 == 49:
             parts.append(f'ALTER TABLE "Order Items" ADD COLUMN "c_{i}" TEXT;')
         else:
-            parts.append(f"INSERT INTO \"it's--/*\" (\"id\", \"note\") VALUES ({i}, E'row {i}\\'s -- not /* a comment');")
+            parts.append(f'INSERT INTO "it\'s--/*" ("id", "note") VALUES ({i}, E\'row {i}\\\'s -- not /* a comment\');')
     return "\n".join(parts) + "\n"
 
 

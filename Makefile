@@ -38,7 +38,7 @@ unit: setup ## Unit tests (no database)
 	$(PYTEST) tests/unit
 
 integration: setup ## Integration tests against throwaway PostgreSQL clusters: every test on Prisma 7.10.1, the marked ones on 6.19.3 too
-	$(PYTEST) -n 2 --dist worksteal tests/integration
+	$(PYTEST) -n 2 --dist worksteal --durations=25 tests/integration
 
 molecule-image: setup ## Install podman and build the local Debian 12 base image for molecule (cached)
 	@scripts/setup.sh --molecule

@@ -588,56 +588,46 @@ class _Analyzer:
         f.lock(_relation(body.get("relation", {}), self.schema), ROW_EXCLUSIVE)
         f.costs(PER_ROW)
 
-    def _DeleteStmt(self, body, f):
+    def _dml(self, body, f, reads) -> str:
+        """The table a DELETE, UPDATE or MERGE changes (row locks: ROW EXCLUSIVE), after what it reads."""
         self._with(body, f)
+        self._reads(reads, f)
         table = _relation(body.get("relation", {}), self.schema)
-        self._reads({"using": body.get("usingClause"), "where": body.get("whereClause")}, f)
         f.lock(table, ROW_EXCLUSIVE)
         f.costs(PER_ROW)
+        f.safe(SAFE_DML)
+        return table
+
+    @staticmethod
+    def _set_to_null(targets, table, f, which) -> None:
+        for target in targets or []:
+            res = _node(target)[1]
+            value = _node(res.get("val"))
+            if value[0] == "A_Const" and value[1].get("isnull"):
+                f.loses("values set to NULL", table, res.get("name"), which)
+
+    def _DeleteStmt(self, body, f):
+        table = self._dml(body, f, {"using": body.get("usingClause"), "where": body.get("whereClause")})
         where = body.get("whereClause")
         if where is None or _is_true(where):
             f.every_row = True
             f.loses("all rows", table, detail="DELETE without a WHERE that limits it")
         else:
             f.loses("rows", table, detail="the rows its WHERE selects")
-        f.safe(SAFE_DML)
 
     def _UpdateStmt(self, body, f):
-        self._with(body, f)
-        table = _relation(body.get("relation", {}), self.schema)
-        self._reads({"from": body.get("fromClause"), "where": body.get("whereClause")}, f)
-        f.lock(table, ROW_EXCLUSIVE)
-        f.costs(PER_ROW)
+        table = self._dml(body, f, {"from": body.get("fromClause"), "where": body.get("whereClause")})
         where = body.get("whereClause")
         f.every_row = where is None or _is_true(where)
-        for target in body.get("targetList") or []:
-            res = _node(target)[1]
-            value = _node(res.get("val"))
-            if value[0] == "A_Const" and value[1].get("isnull"):
-                f.loses(
-                    "values set to NULL",
-                    table,
-                    res.get("name"),
-                    "every row" if f.every_row else "rows its WHERE selects",
-                )
-        f.safe(SAFE_DML)
+        self._set_to_null(body.get("targetList"), table, f, "every row" if f.every_row else "rows its WHERE selects")
 
     def _MergeStmt(self, body, f):
-        self._with(body, f)
-        table = _relation(body.get("relation", {}), self.schema)
-        self._reads(body.get("sourceRelation"), f)
-        f.lock(table, ROW_EXCLUSIVE)
-        f.costs(PER_ROW)
+        table = self._dml(body, f, body.get("sourceRelation"))
         for clause in body.get("mergeWhenClauses") or []:
             when = _node(clause)[1]
             if when.get("commandType") == "CMD_DELETE":
                 f.loses("rows", table, detail="MERGE ... THEN DELETE")
-            for target in when.get("targetList") or []:
-                res = _node(target)[1]
-                value = _node(res.get("val"))
-                if value[0] == "A_Const" and value[1].get("isnull"):
-                    f.loses("values set to NULL", table, res.get("name"), "rows MERGE matches")
-        f.safe(SAFE_DML)
+            self._set_to_null(when.get("targetList"), table, f, "rows MERGE matches")
 
     def _CopyStmt(self, body, f):
         if body.get("relation"):

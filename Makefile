@@ -8,11 +8,15 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := false
 PYTEST := $(VENV)/bin/pytest
-# Molecule: the repository's podman settings, and a base image built here when
-# no registry is reachable (set MOLECULE_BASE_IMAGE to pull one instead).
+# Molecule: the repository's podman settings, a bare Debian 12 base image built
+# here when no registry is reachable (set MOLECULE_BASE_IMAGE to pull one
+# instead), and the image the scenarios run: the base with prepare's Debian
+# packages already in (set MOLECULE_IMAGE to any Debian 12 image; prepare then
+# installs them).
 export CONTAINERS_CONF := $(CURDIR)/molecule/resources/containers.conf
 MOLECULE_BASE_IMAGE ?= localhost/prisma-molecule-base:bookworm
-export MOLECULE_BASE_IMAGE
+MOLECULE_IMAGE ?= $(if $(filter localhost/%,$(MOLECULE_BASE_IMAGE)),localhost/prisma-molecule-staging:bookworm,$(MOLECULE_BASE_IMAGE))
+export MOLECULE_BASE_IMAGE MOLECULE_IMAGE
 
 .PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot fresh-check
 
@@ -40,17 +44,18 @@ unit: setup ## Unit tests (no database)
 integration: setup ## Integration tests against throwaway PostgreSQL clusters: every test on Prisma 7.10.1, the marked ones on 6.19.3 too
 	$(PYTEST) -n 2 --dist worksteal --durations=25 tests/integration
 
-molecule-image: setup ## Install podman and build the local Debian 12 base image for molecule (cached)
+molecule-image: setup ## Install podman, build the local Debian 12 base image and the staging image for molecule (cached)
 	@scripts/setup.sh --molecule
 	@case "$(MOLECULE_BASE_IMAGE)" in \
-	  localhost/*) scripts/molecule_image.sh "$(MOLECULE_BASE_IMAGE)" ;; \
+	  localhost/*) scripts/molecule_image.sh "$(MOLECULE_BASE_IMAGE)" $(filter localhost/%,$(MOLECULE_IMAGE)) ;; \
 	  *) echo "molecule-image: using $(MOLECULE_BASE_IMAGE) (pulled by podman)" ;; \
 	esac
 
 molecule: setup molecule-image ## Molecule scenarios (default, failure, gate) on staging-like containers; SCENARIO=name for one
 	molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
 
-test: setup lint unit ## Everything CI runs: lint and unit, then integration and molecule side by side
+test: setup ## Everything CI runs: lint and unit side by side, then integration and molecule side by side
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit
 	$(MAKE) --no-print-directory -j2 --output-sync=target integration molecule
 
 bench: setup ## Benchmark: migrate.yml vs the bare commands on ~1 GB (3 pairs); last line 'ratio B/A = X.XX'

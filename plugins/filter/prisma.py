@@ -42,18 +42,14 @@ def prisma_deploy(value, rc=None):
     return parse_migrate_deploy(_text(value), _rc(value, rc))
 
 
-def prisma_row_loss(before, after, destructive=None):
-    """Tables with fewer rows after the run than in the snapshot manifest,
-    except those the pending SQL drops, truncates or deletes from."""
-    from sql_scan import ROW_LOSS_KINDS
-
-    excused = set()
-    for item in destructive or []:
-        if item.get("kind") in ROW_LOSS_KINDS:
-            excused.update(item.get("tables") or [])
+def prisma_row_loss(before, after, loses_rows=None, schema="public"):
+    """Tables of ``schema`` with fewer rows after the run than in the snapshot manifest, except exactly the
+    relations the pending SQL drops or deletes rows from (``loses_rows``: schema-qualified, as the parser
+    names them, so ``DROP TABLE audit."User"`` does not excuse ``public."User"``)."""
+    excused = {str(r) for r in (loses_rows or [])}
     lost = []
     for table, count in sorted((before or {}).items()):
-        if table in excused or table == "_prisma_migrations":
+        if f"{schema or 'public'}.{table}" in excused or table == "_prisma_migrations":
             continue
         now = (after or {}).get(table)
         if now is None or int(now) < int(count):

@@ -19,11 +19,6 @@ import hashlib
 import json
 import os
 
-try:
-    from ansible.module_utils.sql_scan import scan_migrations
-except ImportError:  # unit tests import the file directly
-    from sql_scan import scan_migrations
-
 HISTORY_QUERY = """
 SELECT coalesce(json_agg(json_build_object(
     'name', migration_name,
@@ -177,14 +172,33 @@ def audit_history(
 ):
     """The history audit both modules return (prisma_migration_history_info's result, prisma_database_info's
     ``history``): ``read_history`` of the checkout's migrations, ``failed`` named ``failed_migrations`` (a
-    module result cannot carry ``failed``) and the ``destructive`` statements of the pending migrations.
+    module result cannot carry ``failed``), the ``pending_sql`` of the pending migrations (read here, where the
+    checkout is; parsed on the controller by prisma_migration_plan) and the app's ``squawk_config``.
     Returns (table, managed, facts)."""
     table, managed, facts = read_history(
         module, psql, conn, local_migrations(migrations_dir), fail, connect_timeout, app
     )
     facts["failed_migrations"] = facts.pop("failed")
-    facts["destructive"] = scan_migrations(project_dir, migrations_dir, facts["pending"])
+    facts["pending_sql"] = pending_sql(project_dir, migrations_dir, facts["pending"])
+    facts["squawk_config"] = _read_text(os.path.join(project_dir, ".squawk.toml"))
     return table, managed, facts
+
+
+def _read_text(path: str):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def pending_sql(project_dir: str, migrations_dir: str, names) -> list[dict]:
+    """``{name, file, sql}`` of each named migration, in order (``file`` relative to ``project_dir``)."""
+    out = []
+    for name in names:
+        path = os.path.join(migrations_dir, name, "migration.sql")
+        out.append({"name": name, "file": os.path.relpath(path, project_dir), "sql": _read_text(path) or ""})
+    return out
 
 
 def _quoted(names: list[str], limit: int = 10) -> str:

@@ -236,7 +236,7 @@ history:
   description:
     - With I(project_dir), the audit of the migration history - C(ok), C(problems), C(applied), C(pending),
       C(pending_checksums), C(failed_migrations), C(rolled_back), C(in_progress), C(checksum_mismatch),
-      C(missing_locally), C(local) and C(destructive), as M(prisma_migration_history_info) returns them
+      C(missing_locally), C(local), C(pending_sql) and C(squawk_config), as M(prisma_migration_history_info) returns them
       (the same function). Empty without I(project_dir).
   returned: always
   type: dict

@@ -154,17 +154,20 @@ table:
   returned: always
   type: str
   sample: '"public"."_prisma_migrations"'
-destructive:
+pending_sql:
   description:
-    - Destructive statements in the pending migrations (DROP TABLE/COLUMN/..., TRUNCATE, DELETE without
-      WHERE, ALTER COLUMN TYPE, RENAME), each with C(file), C(line), C(kind),
-      C(statement) and the C(tables) it empties or drops.
-    - Statements inside C(DO) blocks and function bodies are not scanned.
+    - The pending migrations in order, each C(name), C(file) (relative to I(project_dir)) and C(sql), the text
+      of its C(migration.sql). The controller reads it with PostgreSQL's parser (M(prisma_migration_plan));
+      this host needs nothing for that.
   returned: always
   type: list
   elements: dict
-  sample: [{"file": "prisma/migrations/20240301_drop/migration.sql", "line": 2, "kind": "drop_column",
-            "statement": "ALTER TABLE \"products\" DROP COLUMN \"legacy\"", "tables": []}]
+  sample: [{"name": "20240301_drop", "file": "prisma/migrations/20240301_drop/migration.sql",
+            "sql": "ALTER TABLE \"products\" DROP COLUMN \"legacy\";\n"}]
+squawk_config:
+  description: The text of the app's own C(.squawk.toml) in I(project_dir) (squawk's settings), null when absent.
+  returned: always
+  type: str
 dropped_url_parameters:
   description: URL query parameters not passed to libpq (Prisma-only or unknown).
   returned: always
@@ -209,7 +212,8 @@ def main():
         "missing_locally": [],
         "local": [],
         "problems": [],
-        "destructive": [],
+        "pending_sql": [],
+        "squawk_config": None,
         "database": None,
         "table": None,
         "dropped_url_parameters": [],

@@ -14,9 +14,9 @@ from pgcluster import wait_until
 from playbook_target import PHRASE, ROOT, Target, assert_no_secret, make_target, no_advisory_locks
 from prismaapp import MIGRATIONS
 
-# Also on Prisma 6.19.3 (@pytest.mark.prisma6): every rollback.yml and rehearse.yml test that migrates with
-# Prisma and then checks what Prisma left (a round trip, a half-failed migration, a rehearsal's migration).
-# The tests of pg_dump, pg_restore, a crash, a full disk, the snapshot checks and the gates: Prisma 7 only.
+# Also on Prisma 6.19.3 (@pytest.mark.prisma6): the rollback of a migration Prisma 6 left half-applied (what
+# that major records for a failure). The round trip, the rehearsal, pg_dump, pg_restore, a crash, a full disk,
+# the snapshot checks and the gates are the project's own work: Prisma 7 only.
 
 BULK = """
 CREATE TABLE IF NOT EXISTS "bulk" (id int PRIMARY KEY, payload text);
@@ -39,7 +39,6 @@ def manifest_of(snapshot: Path) -> dict:
     return json.loads(Path(str(snapshot) + ".manifest.json").read_text())
 
 
-@pytest.mark.prisma6
 def test_round_trip_restores_every_row(target):
     before = target.table_digest()
     migrated(target)
@@ -239,7 +238,6 @@ def take_snapshot(target: Target) -> Path:
     return snapshot
 
 
-@pytest.mark.prisma6
 def test_rehearsal_restores_production_into_staging_and_migrates_it(target, pg_cluster):
     before = target.table_digest()
     target.app.add_migration("20240301090000_add_note", 'ALTER TABLE "orders" ADD COLUMN "note" TEXT;\n')

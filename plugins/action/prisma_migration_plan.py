@@ -1,0 +1,171 @@
+"""Action plugin: prisma_migration_plan - read each pending statement with PostgreSQL's parser and squawk.
+
+Runs on the controller, where the project's venv has pglast and squawk-cli (requirements.txt): the
+target host only sent the SQL text (prisma_database_info's history.pending_sql) and needs nothing new.
+The classification is plugins/module_utils/sql_plan.py, the lint plugins/module_utils/sql_lint.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+
+# The same files the modules ship, imported here on the controller (as plugins/filter/prisma.py does).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
+
+from sql_lint import SqlLintError, lint_migrations  # noqa: E402
+from sql_plan import SqlPlanError, plan_sql  # noqa: E402
+
+DOCUMENTATION = r"""
+---
+module: prisma_migration_plan
+short_description: What each pending migration statement does to each table, from PostgreSQL's own parser
+description:
+  - Parses every statement of every pending C(migration.sql) with pglast (libpg_query, PostgreSQL's parser)
+    and runs squawk-cli over the same files. Runs on the controller; never changes anything.
+  - A statement the parser rejects fails the task with C(cannot verify migration X line N: ...).
+options:
+  migrations:
+    description: The pending migrations in order, each C({name, file, sql}) (prisma_database_info's
+      C(history.pending_sql)).
+    type: list
+    elements: dict
+    required: true
+  schema:
+    description: The schema unqualified names resolve to (the URL's C(schema) parameter).
+    type: str
+    default: public
+  server_version:
+    description: The server's version (C(15.4)); squawk's C(--pg-version). Empty for squawk's default.
+    type: str
+    default: ""
+  squawk_config:
+    description: The app's own C(.squawk.toml) text, merged with the project's settings; null when it has none.
+    type: str
+  lint:
+    description: Run squawk too.
+    type: bool
+    default: true
+"""
+
+RETURN = r"""
+statements:
+  description: Every statement, in order (sql_plan's fields, with C(migration) and C(file)).
+  type: list
+destructive:
+  description: The statements that can lose data, each C({file, line, kind, statement, tables, data_loss}).
+    C(kind) says what is lost (C(all rows of public.orders), C(column x of public.t) ...).
+  type: list
+blocking:
+  description: The statements that block the application's reads or writes for longer than a brief metadata lock,
+    each C({file, line, statement, relations, cost, safe_form}).
+  type: list
+loses_rows:
+  description: Schema-qualified relations the SQL drops or empties (the row-loss guard excuses exactly these).
+  type: list
+lint:
+  description: squawk's findings (migration, file, line, rule, level, message, help, link), C(squawk) its version
+    and C(excluded_rules).
+  type: dict
+"""
+
+_ARGS = frozenset(("migrations", "schema", "server_version", "squawk_config", "lint"))
+
+
+def _lost(item: dict) -> str:
+    """One loss, as the gate names it: ``all rows of public.orders``, ``column note of public.orders``."""
+    what, relation, column = item.get("what") or "data", item.get("relation") or "", item.get("column")
+    if column:
+        return (
+            f"{what} {column} of {relation}" if what in ("column", "type change") else f"{what} in {relation}.{column}"
+        )
+    if what in ("table", "schema", "sequence", "function", "enum values"):
+        return f"{what} {relation}".rstrip()
+    return f"{what} of {relation}" if relation else what
+
+
+def _kind(statement: dict) -> str:
+    if statement["data_loss"]:
+        return ", ".join(dict.fromkeys(_lost(d) for d in statement["data_loss"]))
+    return f"unreadable: {statement['unclassified']}"
+
+
+def build_plan(migrations: list, schema: str = "public", server_version: str = "", squawk_config=None,
+               lint: bool = True) -> dict:  # fmt: skip
+    """The plan of the pending migrations (see RETURN). Raises SqlPlanError or SqlLintError."""
+    statements = []
+    for migration in migrations:
+        for statement in plan_sql(migration["sql"], migration["name"], schema or "public"):
+            statements.append({"migration": migration["name"], "file": migration["file"], **statement})
+    destructive = [
+        {
+            "file": s["file"],
+            "line": s["line"],
+            "kind": _kind(s),
+            "statement": s["statement"],
+            "tables": sorted({d["relation"] for d in s["data_loss"] if d.get("relation")}),
+            "data_loss": s["data_loss"],
+        }
+        for s in statements
+        if s["destructive"]
+    ]
+    blocking = [
+        {k: s[k] for k in ("file", "line", "statement", "relations", "cost", "safe_form", "notes")}
+        for s in statements
+        if s["blocking"]
+    ]
+    loses_rows = sorted(
+        {
+            d["relation"]
+            for s in statements
+            for d in s["data_loss"]
+            if d["relation"] and d["what"] in ("table", "all rows", "all rows (CASCADE)", "rows")
+        }
+    )
+    findings = {"findings": [], "excluded_rules": [], "squawk": None}
+    if lint and migrations:
+        major = str(server_version or "").split(".")[0]
+        findings = lint_migrations({m["name"]: m["sql"] for m in migrations}, major or None, squawk_config)
+        files = {m["name"]: m["file"] for m in migrations}
+        for finding in findings["findings"]:
+            finding["file"] = files.get(finding["migration"], "")
+    return {
+        "statements": statements,
+        "destructive": destructive,
+        "blocking": blocking,
+        "loses_rows": loses_rows,
+        "lint": findings,
+    }
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = _ARGS
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        migrations = args.get("migrations")
+        if not isinstance(migrations, list) or not all(
+            isinstance(m, dict) and {"name", "file", "sql"} <= set(m) for m in migrations
+        ):
+            raise AnsibleActionFail(
+                "prisma_migration_plan: migrations must be a list of {name, file, sql} (prisma_database_info's"
+                " history.pending_sql)"
+            )
+        try:
+            plan = build_plan(
+                migrations,
+                str(args.get("schema") or "public"),
+                str(args.get("server_version") or ""),
+                args.get("squawk_config"),
+                boolean(args.get("lint", True), strict=False),
+            )
+        except (SqlPlanError, SqlLintError) as exc:
+            raise AnsibleActionFail(f"{exc}. Nothing was changed.") from None
+        result.update(plan, changed=False)
+        return result

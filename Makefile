@@ -18,7 +18,7 @@ MOLECULE_BASE_IMAGE ?= localhost/prisma-molecule-base:bookworm
 MOLECULE_IMAGE ?= $(if $(filter localhost/%,$(MOLECULE_BASE_IMAGE)),localhost/prisma-molecule-staging:bookworm,$(MOLECULE_BASE_IMAGE))
 export MOLECULE_BASE_IMAGE MOLECULE_IMAGE
 
-.PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot fresh-check
+.PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot bench-ddl fresh-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ bench-parser: setup ## Benchmarks: the status parser on 3,000 pending names (goa
 
 bench-snapshot: setup ## Benchmark: snapshot and restore seconds per GB on a generated 1.6 GB database
 	$(VENV)/bin/python bench/snapshot_rates.py 1024
+
+bench-ddl: setup ## Calibrate the gate's estimates: index build, rewrite, validating scan on 3 sizes; writes plugins/action/ddl_rates.json, prints the error
+	$(VENV)/bin/python bench/ddl_rates.py
 
 demo: setup ## Migrate a throwaway local database end to end with playbooks/migrate.yml
 	$(VENV)/bin/python scripts/demo.py

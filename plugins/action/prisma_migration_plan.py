@@ -17,6 +17,7 @@ from ansible.plugins.action import ActionBase
 # The same files the modules ship, imported here on the controller (as plugins/filter/prisma.py does).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
 
+from ddl_estimate import RateError, estimate, load_rates  # noqa: E402
 from sql_lint import SqlLintError, lint_migrations  # noqa: E402
 from sql_plan import SqlPlanError, plan_sql  # noqa: E402
 
@@ -50,6 +51,20 @@ options:
     description: Run squawk too.
     type: bool
     default: true
+  relations:
+    description: The target's live statistics (prisma_database_info's C(relations), keyed C(schema.name)); each
+      blocking statement gets an estimate of how long it blocks the application from them. Empty for none.
+    type: dict
+    default: {}
+  ddl_rates:
+    description: Bytes of table per second for C(index_build), C(full_rewrite) and C(full_scan) (the inventory's
+      C(ddl_rates)); overrides the calibration C(make bench-ddl) wrote (C(ddl_rates.json) beside this plugin).
+    type: dict
+  max_blocking_seconds:
+    description: The budget. A blocking statement whose estimate (its high end) is longer, or cannot be
+      estimated, is listed in C(over_budget).
+    type: float
+    default: 5
 """
 
 RETURN = r"""
@@ -67,13 +82,32 @@ blocking:
 loses_rows:
   description: Schema-qualified relations the SQL drops or empties (the row-loss guard excuses exactly these).
   type: list
+over_budget:
+  description: The blocking statements estimated to block the application longer than I(max_blocking_seconds)
+    (or for a time that cannot be estimated); the gate refuses them without C(allow_blocking=true).
+  type: list
+rates_source:
+  description: Where the rates of the estimates came from (the inventory, the calibration, the defaults).
+  type: str
 lint:
   description: squawk's findings (migration, file, line, rule, level, message, help, link), C(squawk) its version
     and C(excluded_rules).
   type: dict
 """
 
-_ARGS = frozenset(("migrations", "schema", "server_version", "squawk_config", "lint"))
+_ARGS = frozenset(
+    (
+        "migrations",
+        "schema",
+        "server_version",
+        "squawk_config",
+        "lint",
+        "relations",
+        "ddl_rates",
+        "max_blocking_seconds",
+    )
+)
+CALIBRATION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ddl_rates.json")
 
 
 def _lost(item: dict) -> str:
@@ -95,7 +129,8 @@ def _kind(statement: dict) -> str:
 
 
 def build_plan(migrations: list, schema: str = "public", server_version: str = "", squawk_config=None,
-               lint: bool = True) -> dict:  # fmt: skip
+               lint: bool = True, relations=None, ddl_rates=None, max_blocking_seconds: float = 5,
+               calibration: str = CALIBRATION) -> dict:  # fmt: skip
     """The plan of the pending migrations (see RETURN). Raises SqlPlanError or SqlLintError."""
     statements = []
     for migration in migrations:
@@ -113,10 +148,15 @@ def build_plan(migrations: list, schema: str = "public", server_version: str = "
         for s in statements
         if s["destructive"]
     ]
-    blocking = [
-        {k: s[k] for k in ("file", "line", "statement", "relations", "cost", "safe_form", "notes")}
-        for s in statements
-        if s["blocking"]
+    rates, rates_source = load_rates(ddl_rates, calibration)
+    blocking = []
+    for s in statements:
+        if s["blocking"]:
+            entry = {k: s[k] for k in ("file", "line", "statement", "relations", "cost", "safe_form", "notes")}
+            entry["estimate"] = estimate(s, relations or {}, rates, rates_source)
+            blocking.append(entry)
+    over_budget = [
+        b for b in blocking if b["estimate"]["high"] is None or b["estimate"]["high"] > float(max_blocking_seconds)
     ]
     loses_rows = sorted(
         {
@@ -137,6 +177,8 @@ def build_plan(migrations: list, schema: str = "public", server_version: str = "
         "statements": statements,
         "destructive": destructive,
         "blocking": blocking,
+        "over_budget": over_budget,
+        "rates_source": rates_source,
         "loses_rows": loses_rows,
         "lint": findings,
     }
@@ -158,14 +200,26 @@ class ActionModule(ActionBase):
                 " history.pending_sql)"
             )
         try:
+            budget = float(args.get("max_blocking_seconds", 5))
+        except (TypeError, ValueError):
+            budget = -1
+        if budget < 0:
+            raise AnsibleActionFail(
+                f"max_blocking_seconds must be a number of seconds, 0 or more, not {args.get('max_blocking_seconds')!r}."
+                " Nothing was changed."
+            )
+        try:
             plan = build_plan(
                 migrations,
                 str(args.get("schema") or "public"),
                 str(args.get("server_version") or ""),
                 args.get("squawk_config"),
                 boolean(args.get("lint", True), strict=False),
+                args.get("relations") or {},
+                args.get("ddl_rates") or None,
+                budget,
             )
-        except (SqlPlanError, SqlLintError) as exc:
+        except (SqlPlanError, SqlLintError, RateError) as exc:
             raise AnsibleActionFail(f"{exc}. Nothing was changed.") from None
         result.update(plan, changed=False)
         return result

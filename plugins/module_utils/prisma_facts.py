@@ -83,6 +83,46 @@ def sizes(row: dict, query, schema: str, row_counts: bool, row_estimates: bool) 
     return {"size_bytes": row["size_bytes"], "tables": tables}
 
 
+# --- live relation statistics: how big and how busy each table is now -------
+
+# Every ordinary or partitioned table outside the system schemas, keyed "schema.name" (the way the
+# parser names relations, plugins/module_utils/sql_plan.py): the planner's row estimate, its sizes,
+# the writes counted so far, and how many other sessions hold a lock on it right now. Read-only.
+RELATION_STATS_SQL = """
+SELECT json_build_object('at', extract(epoch FROM clock_timestamp()), 'relations', coalesce(json_object_agg(
+  n.nspname || '.' || c.relname, json_build_object(
+    'rows', greatest(c.reltuples, 0)::bigint,
+    'table_bytes', pg_table_size(c.oid),
+    'index_bytes', pg_indexes_size(c.oid),
+    'size_bytes', pg_total_relation_size(c.oid),
+    'writes', coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0),
+    'sessions', (SELECT count(DISTINCT l.pid) FROM pg_locks l
+                 WHERE l.relation = c.oid AND l.pid <> pg_backend_pid())
+  )), '{}'::json))
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+"""
+
+# The write rate is the difference of two samples at least this far apart (the second is taken after
+# prisma migrate status finished, which the module waits for anyway).
+RELATION_SAMPLE_SECONDS = 2.0
+
+
+def relation_stats(first: dict, second: dict) -> dict:
+    """The relations of the ``second`` sample, each with ``writes_per_s`` measured between the two."""
+    elapsed = max(float(second["at"]) - float(first["at"]), 0.001)
+    out = {}
+    for name, now in (second.get("relations") or {}).items():
+        before = (first.get("relations") or {}).get(name, now)
+        stats = {k: v for k, v in now.items() if k != "writes"}
+        stats["writes_per_s"] = round(max(int(now["writes"]) - int(before["writes"]), 0) / elapsed, 1)
+        out[name] = stats
+    return {"relations": out, "sampled_seconds": round(elapsed, 1)}
+
+
 # --- locks and sessions: who holds Prisma's lock or this project's run lock --
 
 

@@ -40,6 +40,14 @@ options:
         analyzed) instead of counting, instant on any size. Ignored with I(row_counts).
     type: bool
     default: false
+  relation_stats:
+    description:
+      - Also read how big and how busy every table of the database is (outside the system schemas), for the
+        gate's estimate of how long a migration statement blocks the application (M(prisma_migration_plan));
+        C(relations). Two samples of C(pg_stat_user_tables) at least 2 s apart (the second after I(migrate_status)
+        finished) give the write rate. Read-only.
+    type: bool
+    default: false
   backup_dir:
     description:
       - Report the free bytes of the file system holding this folder (or its nearest existing parent), whether
@@ -199,6 +207,19 @@ tables:
       without either.
   returned: always
   type: dict
+relations:
+  description:
+    - With I(relation_stats), every table keyed C(schema.name) - C(rows) (the planner's estimate), C(table_bytes),
+      C(index_bytes), C(size_bytes) (total), C(writes_per_s) (rows inserted, updated or deleted per second between
+      the two samples) and C(sessions) (other sessions holding a lock on it now). Empty without it.
+  returned: always
+  type: dict
+  sample: {"public.orders": {"rows": 1000000, "table_bytes": 73728000, "index_bytes": 22487040,
+           "size_bytes": 96215040, "writes_per_s": 12.5, "sessions": 1}}
+relations_sampled_seconds:
+  description: Seconds between the two samples of the write counters; null without I(relation_stats).
+  returned: always
+  type: float
 pg_dump_major:
   description: Major version of the C(pg_dump) client on this host, or null when it is missing.
   returned: always
@@ -324,9 +345,12 @@ from ansible.module_utils.prisma_cli import (
 )
 from ansible.module_utils.prisma_connection import connect, connection_argument_spec, refuse_url_in_environment
 from ansible.module_utils.prisma_facts import (
+    RELATION_SAMPLE_SECONDS,
+    RELATION_STATS_SQL,
     first_read_sql,
     history,
     identity,
+    relation_stats,
     run_checks,
     sessions,
     sizes,
@@ -350,6 +374,8 @@ def read(module, p, conn, migrations_dir, fail):
 
     row = query(first_read_sql(conn))
     facts = {**identity(row), **sessions(row)}
+    if p["relation_stats"]:
+        facts["_relations_first"] = query(RELATION_STATS_SQL)  # the second sample: relation_sample()
     facts.update(sizes(row, query, conn["schema"], p["row_counts"], p["row_estimates"]))
     facts["checks"] = run_checks(module, psql, conn, p["checks"], fail, timeout)
     audit = None
@@ -360,6 +386,20 @@ def read(module, p, conn, migrations_dir, fail):
     facts.update(history(row, query, conn["schema"], audit))
     facts.update(tools_and_space(module, p["pg_dump"], p["backup_dir"], facts["size_bytes"], p["min_free_ratio"]))
     return facts
+
+
+def relation_sample(module, p, conn, first: dict, fail) -> dict:
+    """The second sample of the relation statistics, at least RELATION_SAMPLE_SECONDS after the first."""
+    import time
+
+    psql = client_tools(module, p, ["psql"], fail)["psql"]
+    second = psql_json(module, psql, conn, RELATION_STATS_SQL, fail, p["connect_timeout"])
+    wait = RELATION_SAMPLE_SECONDS - (float(second["at"]) - float(first["at"]))
+    if wait > 0:
+        time.sleep(wait)
+        second = psql_json(module, psql, conn, RELATION_STATS_SQL, fail, p["connect_timeout"])
+    stats = relation_stats(first, second)
+    return {"relations": stats["relations"], "relations_sampled_seconds": stats["sampled_seconds"]}
 
 
 def cross_checks(facts: dict, audit: dict, conn: dict) -> dict:
@@ -379,6 +419,7 @@ def main():
             **connection_argument_spec(),
             "row_counts": {"type": "bool", "default": False},
             "row_estimates": {"type": "bool", "default": False},
+            "relation_stats": {"type": "bool", "default": False},
             "backup_dir": {"type": "path"},
             "min_free_ratio": {"type": "float", "default": SPACE_MARGIN},
             "checks": {"type": "list", "elements": "dict", "default": []},
@@ -408,6 +449,8 @@ def main():
         **dict.fromkeys(("server_version", "server_major", "system_identifier", "schema_exists"), None),
         "size_bytes": None,
         "tables": {},
+        "relations": {},
+        "relations_sampled_seconds": None,
         "prisma_lock_holders": [],
         "run_lock_holders": [],
         "managed": None,
@@ -453,6 +496,7 @@ def main():
         fail(str(exc))
     try:
         result.update(read(module, p, conn, migrations_dir, fail))
+        first = result.pop("_relations_first", None)  # the first sample of the relation statistics
     except BaseException:  # fail_json's exit, or anything unexpected: never leave Prisma running
         if prisma:
             prisma.stop()
@@ -469,6 +513,8 @@ def main():
         result.update(cross_checks(facts, result["history"], conn))
         if problem:
             fail(problem)
+    if first is not None:
+        result.update(relation_sample(module, p, conn, first, fail))
     module.exit_json(msg=msg, **result)
 
 

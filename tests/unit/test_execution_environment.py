@@ -50,3 +50,10 @@ def test_containerfile_installs_the_pinned_ansible_core_and_runner(context):
 def test_system_packages_include_the_postgresql_client(context):
     bindep = (context / "_build" / "bindep.txt").read_text()
     assert "postgresql [platform:rpm]" in bindep
+
+
+def test_the_controller_s_sql_reading_tools_are_pinned_as_in_requirements(context):
+    """prisma_migration_plan runs on the controller, in the EE under AWX: pglast and squawk-cli must be in it."""
+    requirements = (context / "_build" / "requirements.txt").read_text()
+    assert pinned("pglast") in requirements
+    assert pinned("squawk-cli") in requirements

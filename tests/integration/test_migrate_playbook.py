@@ -146,10 +146,23 @@ def test_database_missing_is_refused_not_created(target, pg_cluster):
 
 
 def test_check_mode_shows_the_plan_and_changes_nothing(target):
-    run = target.run({"confirm": PHRASE}, check=True)
+    run = target.run({"confirm": PHRASE}, check=True, args=["--diff"])
     assert run.rc == 0, run.stdout[-3000:]
     assert "MIGRATION PLAN for localhost" in run.stdout
     assert MIGRATIONS[2] in run.stdout
+    # The whole plan: the index build of the release on its small table, its estimate and safe form, squawk
+    flat = " ".join(run.stdout.split())
+    assert "BLOCKING statements (" in flat
+    assert "blocks writes of public.products (" in flat
+    assert "for ~<1 s (index build at the rate of" in flat
+    assert "safe form: CREATE INDEX CONCURRENTLY" in flat
+    assert "require-concurrent-index-creation" in flat
+    # --diff: each pending migration's SQL, under its file
+    index_sql = (target.app.path / "prisma" / "migrations" / MIGRATIONS[3] / "migration.sql").read_text()
+    statement = next(line for line in index_sql.splitlines() if line.startswith("CREATE"))
+    assert f"{MIGRATIONS[3]}/migration.sql" in run.stdout
+    assert statement in run.stdout
+    assert "-- CreateIndex" in run.stdout  # the file as written, comments included (the plan shows statements only)
     assert target.applied() == MIGRATIONS[:2]
     assert target.snapshots() == []
     assert no_advisory_locks(target.db)

@@ -128,6 +128,27 @@ def _kind(statement: dict) -> str:
     return f"unreadable: {statement['unclassified']}"
 
 
+def _parser_view(statements: list, finding: dict) -> str:
+    """What the parser says of the statement a squawk finding is in (the last one starting at or before its
+    line), so that the plan shows both readings side by side: ``blocking``, ``destructive``, both, or ``neither``."""
+    here = [s for s in statements if s["migration"] == finding["migration"] and s["line"] <= finding["line"]]
+    if not here:
+        return "no statement"
+    statement = here[-1]
+    words = [w for w, on in (("destructive", statement["destructive"]), ("blocking", statement["blocking"])) if on]
+    return " and ".join(words) or "neither blocking nor destructive"
+
+
+def _evidence(entry: dict, relations: dict) -> str:
+    """The live facts behind a data loss: the rows of each table it drops or empties."""
+    parts = []
+    for loss in entry["data_loss"]:
+        live = relations.get(loss.get("relation") or "")
+        if live and loss["what"] in ("table", "all rows", "all rows (CASCADE)", "rows", "column", "values set to NULL"):
+            parts.append(f"{loss['relation']} holds ~{int(live.get('rows') or 0):,} rows")
+    return "; ".join(dict.fromkeys(parts))
+
+
 def build_plan(migrations: list, schema: str = "public", server_version: str = "", squawk_config=None,
                lint: bool = True, relations=None, ddl_rates=None, max_blocking_seconds: float = 5,
                calibration: str = CALIBRATION) -> dict:  # fmt: skip
@@ -148,6 +169,8 @@ def build_plan(migrations: list, schema: str = "public", server_version: str = "
         for s in statements
         if s["destructive"]
     ]
+    for entry in destructive:
+        entry["evidence"] = _evidence(entry, relations or {})
     rates, rates_source = load_rates(ddl_rates, calibration)
     blocking = []
     for s in statements:
@@ -173,6 +196,7 @@ def build_plan(migrations: list, schema: str = "public", server_version: str = "
         files = {m["name"]: m["file"] for m in migrations}
         for finding in findings["findings"]:
             finding["file"] = files.get(finding["migration"], "")
+            finding["parser"] = _parser_view(statements, finding)
     return {
         "statements": statements,
         "destructive": destructive,

@@ -64,6 +64,13 @@ def test_squawk_s_findings_carry_the_file_and_a_one_based_line():
     )
     finding = next(f for f in plan["lint"]["findings"] if f["rule"] == "require-concurrent-index-creation")
     assert (finding["file"], finding["line"]) == ("prisma/migrations/1/migration.sql", 2)
+    assert finding["parser"] == "blocking"  # both readings, side by side in the plan
+
+
+def test_a_loss_quotes_the_live_rows_of_the_table():
+    live = {"public.orders": {"rows": 41200000}}
+    plan = build_plan([migration("1", 'DROP TABLE "orders";\n')], relations=live, lint=False)
+    assert plan["destructive"][0]["evidence"] == "public.orders holds ~41,200,000 rows"
 
 
 def test_a_statement_the_parser_rejects_names_the_migration_and_line():

@@ -346,9 +346,15 @@ def test_two_migrate_runs_started_together_exactly_one_migrates(tmp_path, pg_clu
 # --- the lease while long stages run ----------------------------------------------------------------
 
 
+# A lease the gaps between tasks fit in even on a loaded machine (a 3 s lease was once lost between the lock
+# task and the snapshot's start, before any dump), and a dump 2.5 times as long.
+LEASE_S = 8
+SLOW_DUMP_S = 20
+
+
 @pytest.fixture
 def slow_pg_dump(tmp_path):
-    """A pg_dump that takes 6 s longer (its --version answers at once), first on PATH. Each slowed
+    """A pg_dump that takes SLOW_DUMP_S longer (its --version answers at once), first on PATH. Each slowed
     call appends a line to ``slow-bin/calls``, so a test can count the dumps it slowed."""
     real = shutil.which("pg_dump")
     folder = tmp_path / "slow-bin"
@@ -356,16 +362,16 @@ def slow_pg_dump(tmp_path):
     script = folder / "pg_dump"
     calls = folder / "calls"
     script.write_text(
-        f'#!/bin/sh\ncase "$1" in --version) ;; *) echo dump >> {calls}; sleep 6 ;; esac\nexec {real} "$@"\n'
+        f'#!/bin/sh\ncase "$1" in --version) ;; *) echo dump >> {calls}; sleep {SLOW_DUMP_S} ;; esac\nexec {real} "$@"\n'
     )
     script.chmod(0o755)
     return folder
 
 
 def test_a_snapshot_longer_than_the_lease_keeps_the_lock_it_renews(tmp_path, migrated, slow_pg_dump):
-    """A lease of 3 s and no watched process (as on a target over SSH): the backup_snapshot role with
-    backup_snapshot_run_lock renews the lease while its 6 s dump runs; the same dump without it costs
-    the run its lock."""
+    """A lease of LEASE_S and no watched process (as on a target over SSH): the backup_snapshot role with
+    backup_snapshot_run_lock renews the lease while its SLOW_DUMP_S dump runs; the same dump without it
+    costs the run its lock."""
     database, _app = migrated
     locks = str(tmp_path / "locks")
 
@@ -375,7 +381,7 @@ def test_a_snapshot_longer_than_the_lease_keeps_the_lock_it_renews(tmp_path, mig
             role_vars["backup_snapshot_run_lock"] = {"owner": owner, "state_dir": locks}
         return [
             {"name": f"lock {owner}", "prisma_run_lock": {"database_url": URL, "owner": owner, "state_dir": locks,
-                                                          "lease": 3, "watch_pid": 0}},
+                                                          "lease": LEASE_S, "watch_pid": 0}},
             {"name": f"snapshot {owner}", "ansible.builtin.include_role": {"name": "backup_snapshot"},
              "vars": role_vars},
             {"name": f"renew {owner}", "prisma_run_lock": {"state": "renewed", "owner": owner, "state_dir": locks},
@@ -392,14 +398,16 @@ def test_a_snapshot_longer_than_the_lease_keeps_the_lock_it_renews(tmp_path, mig
             "PATH": f"{slow_pg_dump}:{Path(sys.executable).parent}:{os.environ['PATH']}",
         },
     )
-    # both dumps went through the wrapper: each lasted 6 s or more, twice the lease of 3 s
-    assert (slow_pg_dump / "calls").read_text().splitlines() == ["dump", "dump"]
     assert out.rc == 0, out.stdout[-3000:]
+    # both dumps went through the wrapper: each lasted SLOW_DUMP_S or more, longer than the lease
+    calls = slow_pg_dump / "calls"
+    assert calls.exists(), out.stdout[-3000:]
+    assert calls.read_text().splitlines() == ["dump", "dump"]
     assert out["renew renewing"].get("failed") is not True, out["renew renewing"]["msg"]
     assert out["release renewing"]["msg"] == "run lock released"
     assert out["renew not-renewing"]["failed"] is True
     assert out["renew not-renewing"]["msg"] == (
-        f"the run lock of not-renewing was lost at {out['renew not-renewing']['lost_at']} (its lease of 3 s ran out"
+        f"the run lock of not-renewing was lost at {out['renew not-renewing']['lost_at']} (its lease of {LEASE_S} s ran out"
         " without a renewal): stop here - another run could start; run again from the beginning"
     )
     assert len(list((tmp_path / "renewing").glob("*.dump"))) == 1

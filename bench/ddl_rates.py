@@ -43,7 +43,7 @@ def measure(db, rows: int) -> dict:
     db.execute("DROP TABLE IF EXISTS bench")
     db.execute(
         "CREATE TABLE bench (id bigint PRIMARY KEY, a int, b text, c timestamptz);"
-        f"INSERT INTO bench SELECT g, (g * 7919) % 1000003, md5(g::text), now() FROM generate_series(1, {rows}) g;"
+        f"INSERT INTO bench SELECT g, (g::bigint * 7919) % 1000003, md5(g::text), now() FROM generate_series(1, {rows}) g;"
         "ANALYZE bench"
     )
     out = {}

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from ddl_estimate import RateError, estimate, load_rates  # noqa: E402
 from sql_lint import SqlLintError, lint_migrations  # noqa: E402
-from sql_plan import SqlPlanError, plan_sql  # noqa: E402
+from sql_plan import SqlPlanError, plan_sql, relations_losing_rows  # noqa: E402
 
 DOCUMENTATION = r"""
 ---
@@ -181,14 +181,7 @@ def build_plan(migrations: list, schema: str = "public", server_version: str = "
     over_budget = [
         b for b in blocking if b["estimate"]["high"] is None or b["estimate"]["high"] > float(max_blocking_seconds)
     ]
-    loses_rows = sorted(
-        {
-            d["relation"]
-            for s in statements
-            for d in s["data_loss"]
-            if d["relation"] and d["what"] in ("table", "all rows", "all rows (CASCADE)", "rows")
-        }
-    )
+    loses_rows = relations_losing_rows(statements, partial=True)  # a DELETE ... WHERE lowers the count too
     findings = {"findings": [], "excluded_rules": [], "squawk": None}
     if lint and migrations:
         major = str(server_version or "").split(".")[0]

@@ -803,18 +803,23 @@ def _plan_do(name: str, body: dict, text: str, line: int, analyzer: _Analyzer) -
     return [_result(head, line, text, set(analyzer.created), in_do=True), *inner]
 
 
+# Data losses that take rows with them: every row of a relation, or (partial) some of them.
+ALL_ROWS_LOST = frozenset({"table", "all rows", "all rows (CASCADE)"})
+SOME_ROWS_LOST = "rows"
+
+
+def relations_losing_rows(statements: list[dict], partial: bool = False) -> list[str]:
+    """The schema-qualified relations the statements drop or empty (and, with ``partial``, delete some rows
+    from: what the row-count guard must excuse)."""
+    whats = ALL_ROWS_LOST | ({SOME_ROWS_LOST} if partial else set())
+    return sorted({d["relation"] for s in statements for d in s["data_loss"] if d["what"] in whats and d["relation"]})
+
+
 def summarize(statements: list[dict]) -> dict:
     """The plan of one migration: counts and the statements that block or lose data."""
     return {
         "statements": len(statements),
         "destructive": [s for s in statements if s["destructive"]],
         "blocking": [s for s in statements if s["blocking"]],
-        "loses_rows": sorted(
-            {
-                d["relation"]
-                for s in statements
-                for d in s["data_loss"]
-                if d["what"] in ("table", "all rows") and d["relation"]
-            }
-        ),
+        "loses_rows": relations_losing_rows(statements),
     }

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from ddl_estimate import RateError, estimate, load_rates  # noqa: E402
 from sql_lint import SqlLintError, lint_migrations  # noqa: E402
-from sql_plan import SqlPlanError, plan_sql, relations_losing_rows  # noqa: E402
+from sql_plan import SHARE_UPDATE_EXCLUSIVE, SqlPlanError, plan_sql, relations_losing_rows  # noqa: E402
 
 DOCUMENTATION = r"""
 ---
@@ -70,6 +70,13 @@ options:
 RETURN = r"""
 statements:
   description: Every statement, in order (sql_plan's fields, with C(migration) and C(file)).
+  type: list
+relations:
+  description: The existing relations the SQL touches, schema-qualified (the blocker check watches these).
+  type: list
+retry_safe:
+  description: The migrations that leave nothing behind when they fail (one statement besides SET, not in a DO block,
+    not CONCURRENTLY); a deploy may retry them after a lock timeout.
   type: list
 destructive:
   description: The statements that can lose data, each C({file, line, kind, statement, tables, data_loss}).
@@ -149,6 +156,27 @@ def _evidence(entry: dict, relations: dict) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
+# Statements that change nothing a failed attempt could leave behind.
+_SESSION_ONLY = frozenset({"VariableSetStmt", "VariableShowStmt"})
+
+
+def retry_safe(migrations: list, statements: list) -> list:
+    """The migrations a deploy may mark rolled back and run again after a lock timeout: one statement
+    (besides SET/SHOW), not in a DO block and not CONCURRENTLY (a failed concurrent index build leaves an
+    invalid index behind), so that when it fails nothing of it was applied, whatever the engine
+    (adapter-pg and Prisma >= 7.4 commit a migration's statements one by one)."""
+    safe = []
+    for migration in migrations:
+        own = [s for s in statements if s["migration"] == migration["name"] and s["kind"] not in _SESSION_ONLY]
+        if (
+            len(own) == 1
+            and not own[0]["in_do_block"]
+            and not any(r["lock"] == SHARE_UPDATE_EXCLUSIVE for r in own[0]["relations"])
+        ):
+            safe.append(migration["name"])
+    return safe
+
+
 def build_plan(migrations: list, schema: str = "public", server_version: str = "", squawk_config=None,
                lint: bool = True, relations=None, ddl_rates=None, max_blocking_seconds: float = 5,
                calibration: str = CALIBRATION) -> dict:  # fmt: skip
@@ -192,6 +220,8 @@ def build_plan(migrations: list, schema: str = "public", server_version: str = "
             finding["parser"] = _parser_view(statements, finding)
     return {
         "statements": statements,
+        "relations": sorted({r["relation"] for s in statements for r in s["relations"] if not r.get("new")}),
+        "retry_safe": retry_safe(migrations, statements),
         "destructive": destructive,
         "blocking": blocking,
         "over_budget": over_budget,

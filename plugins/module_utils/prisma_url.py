@@ -508,3 +508,44 @@ def redact(text: str | None, *secrets: str | None) -> str:
         out = _replace(out, value)
     out = _URL_CREDENTIALS.sub(lambda m: m.group("head") + REDACTED + m.group("at"), out)
     return _SECRET_PARAMS.sub(lambda m: m.group("key") + REDACTED, out)
+
+
+# The settings a session may be given in a URL's ``options`` (PostgreSQL's "-c name=value"): durations.
+_DURATION = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?$")
+
+
+def session_url(url: str, settings: dict, application_name: str | None = None) -> tuple[str, str]:
+    """The URL with ``settings`` (``{"lock_timeout": "5s"}``) added to its ``options`` query parameter as
+    ``-c name=value`` (after any the URL already has: the last wins), and ``application_name`` set when
+    the URL has none. Returns ``(url, application_name in force)``.
+
+    This is how session settings reach every engine Prisma may run a migration with: its native
+    schema engine (quaint passes ``options`` and ``application_name`` in the startup message and
+    reads no libpq environment variable such as PGOPTIONS), node-postgres behind ``@prisma/adapter-pg``
+    (pg-connection-string reads both), and libpq tools. Only the query string is rewritten: the
+    user, password and host are kept byte for byte. Raises ValueError for a value that is not a
+    PostgreSQL duration (nothing else may enter a startup option)."""
+    extra = []
+    for name, value in settings.items():
+        value = str(value or "").strip()
+        if not value:
+            continue
+        if not _DURATION.match(value):
+            raise ValueError(f"{name} {value!r} is not a PostgreSQL duration such as 5s or 2min")
+        extra.append(f"-c {name}={value.replace(' ', '')}")
+    base, hash_, fragment = url.partition("#")
+    base, _q, query = base.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    names = [k for k, _v in pairs]
+    if extra:
+        if "options" in names:
+            pairs = [(k, f"{v} {' '.join(extra)}".strip() if k == "options" else v) for k, v in pairs]
+        else:
+            pairs.append(("options", " ".join(extra)))
+    if application_name and "application_name" not in names:
+        pairs.append(("application_name", application_name))
+    in_force = next((v for k, v in pairs if k == "application_name"), "")
+    if not pairs:
+        return url, in_force
+    encoded = "&".join(f"{quote(k, safe='')}={quote(v, safe='/:')}" for k, v in pairs)
+    return f"{base}?{encoded}{hash_}{fragment}", in_force

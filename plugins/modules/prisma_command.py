@@ -14,8 +14,15 @@ description:
     the failed migration, the Prisma and database error codes. It fails when Prisma reports that it
     created the database (a typo in the URL would otherwise give an empty, fully migrated database).
   - C(generate) runs one at a time per checkout on the host (a lock file in the checkout's C(node_modules)).
-  - I(lock_timeout) and I(statement_timeout) are passed as C(PGOPTIONS) to the migration session,
-    honoured by drivers that read libpq's environment (node-postgres, used by C(@prisma/adapter-pg)).
+  - I(lock_timeout) and I(statement_timeout) reach the migration's session in the URL's C(options) query
+    parameter, which Prisma's native schema engine (quaint) and node-postgres (C(@prisma/adapter-pg)) send
+    at connection start - the native engine reads no libpq environment variable - and in C(PGOPTIONS).
+    A URL with C(pgbouncer=true) gets no startup options (a pooler may refuse them); the role's settings
+    must carry them there (M(prisma_lock_info) checks which mechanism is in force).
+  - For C(migrate_deploy), a lock timeout (SQLSTATE 55P03) of a migration listed in I(retry_safe), which the
+    history shows failed with nothing else unfinished, is marked rolled back (C(prisma migrate resolve
+    --rolled-back)) and tried again, up to I(lock_retries) times, after a pause of I(retry_backoff) times
+    2^attempt seconds plus jitter, the last checks and I(blockers) checked again before each try.
 version_added: "1.0.0"
 author: Ops team
 extends_documentation_fragment:
@@ -70,8 +77,33 @@ options:
         M(prisma_run_lock)). Right before the deploy its lease is renewed; the module refuses, changing
         nothing, when the lock is no longer held.
     type: dict
+  application_name:
+    description: The C(application_name) of the deploy's sessions when the URL sets none (the rehearsal's lock sampler finds them by it).
+    type: str
+    default: prisma-migrate-deploy
+  blockers:
+    description:
+      - For C(migrate_deploy), the blocker check of M(prisma_lock_info) run right before the deploy and before
+        each retry - C(relations), C(max_transaction_age), C(max_replica_lag), C(wait). The module refuses,
+        changing nothing more, while a blocker remains after C(wait) seconds. Nothing is ever terminated.
+    type: dict
+  lock_retries:
+    description: For C(migrate_deploy), how many times a lock timeout of a I(retry_safe) migration is retried.
+    type: int
+    default: 0
+  retry_safe:
+    description:
+      - The migrations that leave nothing behind when they fail (the migration plan's C(retry_safe) - one
+        statement besides SET, not in a DO block, not CONCURRENTLY). Only these are retried.
+    type: list
+    elements: str
+    default: []
+  retry_backoff:
+    description: Seconds of the first pause before a retry; doubled each time, plus up to as much jitter.
+    type: float
+    default: 2.0
   psql:
-    description: The psql program, for I(expect_pending).
+    description: The psql program, for I(expect_pending), I(blockers) and the history read after a failure.
     type: str
     default: psql
   timeout:
@@ -141,6 +173,22 @@ deploy:
       history could not be read. The next step is decided from these, not from Prisma's wording.
   returned: always
   type: dict
+attempts:
+  description:
+    - For C(migrate_deploy), each try - attempt, result, failed_migration, database_error_code, duration_s, and
+      for a retried one resolved_rolled_back and pause_s. Empty until the deploy ran.
+  returned: always
+  type: list
+  elements: dict
+blocker_checks:
+  description: For C(migrate_deploy) with I(blockers), each check before a try - blockers (one line each) and waited_s.
+  returned: always
+  type: list
+  elements: dict
+application_name:
+  description: The C(application_name) the migration's sessions run under; null before the module read the URL.
+  returned: always
+  type: str
 generate:
   description:
     - With I(generate_first), what C(prisma generate) did - C(command_rc), C(stdout), C(stderr), C(cmd),
@@ -152,6 +200,8 @@ generate:
 import contextlib
 import fcntl
 import os
+import random
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -170,10 +220,11 @@ from ansible.module_utils.prisma_connection import (
     schema_dir,
 )
 from ansible.module_utils.prisma_history import local_migrations, read_history
-from ansible.module_utils.prisma_pg import client_tools, target_connection
+from ansible.module_utils.prisma_locks import wait_for_blockers
+from ansible.module_utils.prisma_pg import client_tools, psql_json, target_connection
 from ansible.module_utils.prisma_runlock import renew
 from ansible.module_utils.prisma_status import parse_migrate_deploy
-from ansible.module_utils.prisma_url import env_secrets, redact
+from ansible.module_utils.prisma_url import env_secrets, redact, session_url
 
 ARGS = {"generate": ["generate"], "migrate_deploy": ["migrate", "deploy"], "validate": ["validate"]}
 
@@ -214,13 +265,14 @@ def checkout_lock(project_dir, wanted, timeout):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def last_checks(module, p, migrations_dir, fail, result):
-    """What must still hold the moment before the deploy: this run's lock, and
-    the pending migrations the operator confirmed (names and contents)."""
+def last_checks(module, p, migrations_dir, fail, result, expected):
+    """What must still hold the moment before the deploy (and before each retry): this run's lock, the
+    pending migrations the operator confirmed (names and contents; ``expected``, less those a retried
+    deploy already applied), and no session the migration would queue the application behind."""
 
     def refuse(msg):
-        result["deploy"] = {}  # it never started
-        fail(msg + " Nothing was migrated.")
+        result["deploy"] = result.get("deploy") or {}  # empty: it never started
+        fail(msg + (" Nothing was migrated." if not result["deploy"] else ""))
 
     lock = p["run_lock"]
     if lock:
@@ -229,24 +281,42 @@ def last_checks(module, p, migrations_dir, fail, result):
         problem = renew(lock["state_dir"], lock["owner"])
         if problem:
             refuse(problem + ".")
-    expected = p["expect_pending"]
-    if expected is None:
+    if expected is None and not p["blockers"]:
         return
     conn = target_connection(p["database_url"], refuse, schema_dir(p, p["schema"]))
     psql = client_tools(module, p, ["psql"], refuse)["psql"]
-    _table, _managed, now = read_history(
-        module, psql, conn, local_migrations(migrations_dir), refuse, app="prisma-deploy-check"
-    )
-    if now["pending_checksums"] != expected:
-        changed = sorted(
-            n for n in set(now["pending_checksums"]) & set(expected) if now["pending_checksums"][n] != expected[n]
+    if expected is not None:
+        _table, _managed, now = read_history(
+            module, psql, conn, local_migrations(migrations_dir), refuse, app="prisma-deploy-check"
         )
-        refuse(
-            f"The pending migrations changed since the gate (now {', '.join(now['pending']) or 'none'};"
-            f" confirmed {', '.join(sorted(expected)) or 'none'}"
-            + (f"; edited since: {', '.join(changed)}" if changed else "")
-            + "): the checkout or the database moved during the run. Run again to see and confirm the new plan."
+        if now["pending_checksums"] != expected:
+            changed = sorted(
+                n for n in set(now["pending_checksums"]) & set(expected) if now["pending_checksums"][n] != expected[n]
+            )
+            refuse(
+                f"The pending migrations changed since the gate (now {', '.join(now['pending']) or 'none'};"
+                f" confirmed {', '.join(sorted(expected)) or 'none'}"
+                + (f"; edited since: {', '.join(changed)}" if changed else "")
+                + "): the checkout or the database moved during the run. Run again to see and confirm the new plan."
+            )
+    if p["blockers"]:
+        b = p["blockers"]
+        conn = {**conn, "libpq_env": {**conn["libpq_env"], "PGAPPNAME": "prisma-lock-check"}}
+        found = wait_for_blockers(
+            lambda sql: psql_json(module, psql, conn, sql, refuse),
+            list(b.get("relations") or []),
+            float(b.get("max_transaction_age", 60)),
+            float(b.get("max_replica_lag", 30)),
+            float(b.get("wait", 0)),
         )
+        result["blocker_checks"].append({"blockers": found["lines"], "waited_s": found["waited_s"]})
+        if found["lines"]:
+            waited = f" (waited {found['waited_s']:g} s)" if found["waited_s"] else ""
+            refuse(
+                f"{len(found['lines'])} session(s) would queue the application behind the migration{waited}: "
+                + " | ".join(found["lines"])
+                + ". Let them finish (or end them yourself), or give -e wait_for_blockers=SECONDS."
+            )
 
 
 class _Unreadable(Exception):
@@ -280,10 +350,11 @@ def database_after(module, p, migrations_dir, secret):
     return found, (False if found["newly_applied"] is not None else None)
 
 
-def run(module, p, sub, env, secret):
-    """Run one subcommand (generate under the checkout lock). Returns its result fields
-    (command_rc, stdout, stderr, cmd, duration_s, lock_wait_s) and its raw output."""
-    args = ARGS[sub] + (["--schema", p["schema"]] if p["schema"] else [])
+def run(module, p, sub, env, secret, url=None, args=None):
+    """Run one subcommand (generate under the checkout lock), or ``args`` (``migrate resolve``). Returns its
+    result fields (command_rc, stdout, stderr, cmd, duration_s, lock_wait_s) and its raw output. ``url`` is
+    the URL Prisma gets (the deploy's carries its session settings), ``p["database_url"]`` by default."""
+    args = (args or ARGS[sub]) + (["--schema", p["schema"]] if p["schema"] else [])
     waited = time.monotonic()
     with checkout_lock(p["project_dir"], sub == "generate", p["timeout"]):
         start = time.monotonic()
@@ -293,7 +364,7 @@ def run(module, p, sub, env, secret):
             args=args,
             project_dir=p["project_dir"],
             environment=env,
-            database_url=p["database_url"],
+            database_url=url or p["database_url"],
             timeout=p["timeout"],
         )
     fields = {
@@ -318,6 +389,99 @@ def outcome(p, sub, fields):
     return None
 
 
+LOCK_TIMEOUT_SQLSTATE = "55P03"  # lock_not_available: lock_timeout fired (or NOWAIT)
+
+
+def parse_deploy(p, fields, out, err, secret):
+    deploy = parse_migrate_deploy(out + "\n" + err, fields["command_rc"])
+    for key in ("error_message", "summary", "database_error"):
+        if deploy.get(key):
+            deploy[key] = redact(deploy[key], secret)
+    return deploy
+
+
+# PostgreSQL's own texts for SQLSTATE 55P03 (lock_timeout; NOWAIT), for engines that drop the code:
+# Prisma's WebAssembly engine over adapter-pg reports "external connector error" and the driver's message.
+LOCK_TIMEOUT_TEXT = re.compile(r"canceling statement due to lock timeout|could not obtain lock on")
+
+
+def lock_timed_out(deploy: dict) -> bool:
+    """The failed migration gave up waiting for a lock: SQLSTATE 55P03 (the native engine's "Database
+    error code"), or PostgreSQL's message for it where the engine dropped the code."""
+    if deploy.get("database_error_code"):
+        return deploy["database_error_code"] == LOCK_TIMEOUT_SQLSTATE
+    return bool(
+        LOCK_TIMEOUT_TEXT.search(" ".join(str(deploy.get(k) or "") for k in ("database_error", "error_message")))
+    )
+
+
+def retryable(p, deploy, after) -> str | None:
+    """Why this failed deploy may be retried, or None: the failed migration gave up waiting for a lock
+    (SQLSTATE 55P03), it is one the plan proved leaves nothing behind when it fails (``retry_safe``),
+    and the history shows it failed and nothing else unfinished."""
+    name = deploy.get("failed_migration")
+    if not lock_timed_out(deploy) or not name or name not in p["retry_safe"]:
+        return None
+    if not after.get("read") or after.get("failed") != [name] or after.get("in_progress"):
+        return None
+    return name
+
+
+def deploy_with_retries(module, p, migrations_dir, env, secret, deploy_url, fail, result):
+    """Last checks, then ``migrate deploy``; after a lock timeout of a retry-safe migration, ``migrate resolve
+    --rolled-back`` it and try again (up to ``lock_retries`` times, backoff with jitter, the last checks and
+    the blocker check again before each try). Ends the module."""
+    label = "prisma migrate deploy"
+    attempts = []
+    result["attempts"] = attempts
+    expected = p["expect_pending"]
+    for attempt in range(p["lock_retries"] + 1):
+        last_checks(module, p, migrations_dir, fail, result, expected)
+        fields, out, err = run(module, p, "migrate_deploy", env, secret, url=deploy_url)
+        result.update(fields)
+        if fields["command_rc"] == RC_TIMEOUT and p["timeout"]:
+            result["changed"] = True
+            fail(outcome(p, "migrate_deploy", fields))
+        deploy = parse_deploy(p, fields, out, err, secret)
+        previous = result.get("deploy") or {}
+        deploy["applied"] = list(previous.get("applied") or []) + [
+            n for n in deploy["applied"] if n not in (previous.get("applied") or [])
+        ]
+        result["deploy"] = deploy
+        result["changed"] = result["changed"] or bool(deploy["applied"]) or deploy["result"] == "failed"
+        attempts.append({"attempt": attempt + 1, "result": deploy["result"], "failed_migration": deploy.get("failed_migration"),
+                         "database_error_code": deploy.get("database_error_code"), "lock_timeout": lock_timed_out(deploy),
+                         "duration_s": fields["duration_s"]})  # fmt: skip
+        if deploy["database_created"]:
+            fail(
+                f"{label} CREATED database {deploy['database']}: the URL points at a database that did not exist"
+                " - check the database name in DATABASE_URL; drop the new empty database once understood"
+            )
+        if fields["command_rc"] == 0 and deploy["result"] not in ("failed", "error"):
+            tries = f" (attempt {attempt + 1} of {p['lock_retries'] + 1})" if attempt else ""
+            module.exit_json(msg=f"{label}: {deploy['summary']} in {result['duration_s']} s{tries}", **result)
+        deploy["database_after"], deploy["database_changed"] = database_after(module, p, migrations_dir, secret)
+        result["changed"] = result["changed"] or bool(deploy["database_changed"])
+        name = retryable(p, deploy, deploy["database_after"]) if attempt < p["lock_retries"] else None
+        if not name:
+            break
+        resolved, r_out, r_err = run(
+            module, p, "migrate_deploy", env, secret, args=["migrate", "resolve", "--rolled-back", name]
+        )
+        attempts[-1]["resolved_rolled_back"] = resolved["command_rc"] == 0
+        if resolved["command_rc"] != 0:
+            fail(f"{label} failed: {deploy['summary']}; marking {name} rolled back to retry failed too:"
+                 f" {first_error_line(resolved['stdout'], resolved['stderr'], resolved['command_rc'])}")  # fmt: skip
+        now_applied = set(deploy["database_after"].get("applied") or [])
+        if expected is not None:
+            expected = {n: c for n, c in expected.items() if n not in now_applied}
+        pause = p["retry_backoff"] * 2**attempt + random.uniform(0, p["retry_backoff"])  # noqa: S311 (jitter)
+        attempts[-1]["pause_s"] = round(pause, 1)
+        time.sleep(pause)
+    tries = f" after {len(attempts)} attempts" if len(attempts) > 1 else ""
+    fail(f"{label} failed{tries}: {deploy['summary']}")
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -334,6 +498,11 @@ def main():
             "run_lock": {"type": "dict"},
             "psql": {"type": "str", "default": "psql"},
             "timeout": {"type": "int", "default": 3600},
+            "application_name": {"type": "str", "default": "prisma-migrate-deploy"},
+            "blockers": {"type": "dict"},
+            "lock_retries": {"type": "int", "default": 0},
+            "retry_safe": {"type": "list", "elements": "str", "default": []},
+            "retry_backoff": {"type": "float", "default": 2.0},
         },
         supports_check_mode=True,
     )
@@ -343,7 +512,7 @@ def main():
     sub = p["subcommand"]
     label = "prisma " + " ".join(ARGS[sub])
     result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "duration_s": 0.0, "cmd": []}
-    result.update(lock_wait_s=None, generate={})
+    result.update(lock_wait_s=None, generate={}, attempts=[], blocker_checks=[], application_name=None)
     result["deploy"] = {}  # the parsed deploy once Prisma ran it; empty until then: nothing was migrated
 
     def fail(msg):
@@ -357,18 +526,26 @@ def main():
     secret = require_database_url(p, fail)
 
     env = dict(p["environment"] or {})
-    options = []
-    for name in ("lock_timeout", "statement_timeout"):
-        value = p[name]
-        if value:
-            if not all(ch.isalnum() or ch in " ." for ch in value):
-                fail(f"{name} {value!r} is not a PostgreSQL duration such as 5s or 2min")
-            options.append(f"-c {name}={value.replace(' ', '')}")
+    settings = {"lock_timeout": p["lock_timeout"], "statement_timeout": p["statement_timeout"]}
+    try:
+        # the settings reach the migration's session in the URL's options (the native engine reads no
+        # PGOPTIONS) and in PGOPTIONS (libpq and node-postgres apps that build their own connection)
+        deploy_url, app = session_url(secret, settings, p["application_name"])
+    except ValueError as exc:
+        fail(str(exc))
+    if target_connection(secret, fail).get("pgbouncer"):
+        deploy_url = (
+            secret  # a pooler may refuse startup options: the role's settings carry them (the preflight checks)
+        )
+    options = [f"-c {k}={v.replace(' ', '')}" for k, v in settings.items() if v]
     if options:
         env["PGOPTIONS"] = " ".join(filter(None, [env.get("PGOPTIONS", ""), *options]))
+    result["application_name"] = app
 
     if p["generate_first"] and sub != "migrate_deploy":
         fail(f"generate_first goes with subcommand migrate_deploy, not {sub}")
+    if p["lock_retries"] < 0:
+        fail(f"lock_retries must be 0 or more, not {p['lock_retries']}")
     try:
         migrations_dir = check_project(p["project_dir"], p["schema"])
         if p["generate_first"]:
@@ -381,7 +558,7 @@ def main():
                 result["deploy"] = {}  # it never started
                 fail(f"{problem}. Nothing was migrated.")
         if sub == "migrate_deploy":
-            last_checks(module, p, migrations_dir, fail, result)
+            deploy_with_retries(module, p, migrations_dir, env, secret, deploy_url, fail, result)
         fields, out, err = run(module, p, sub, env, secret)
     except PrismaCliError as exc:  # always before Prisma starts the deploy
         if sub == "migrate_deploy":
@@ -390,26 +567,6 @@ def main():
         fail(str(exc))
     result.update(fields)
     result["changed"] = sub == "generate" or result["changed"]
-
-    if sub == "migrate_deploy":
-        if fields["command_rc"] == RC_TIMEOUT and p["timeout"]:
-            fail(outcome(p, sub, fields))
-        deploy = parse_migrate_deploy(out + "\n" + err, fields["command_rc"])
-        for key in ("error_message", "summary", "database_error"):
-            if deploy.get(key):
-                deploy[key] = redact(deploy[key], secret)
-        result["deploy"] = deploy
-        result["changed"] = result["changed"] or bool(deploy["applied"]) or deploy["result"] == "failed"
-        if deploy["database_created"]:
-            fail(
-                f"{label} CREATED database {deploy['database']}: the URL points at a database that did not exist"
-                " - check the database name in DATABASE_URL; drop the new empty database once understood"
-            )
-        if fields["command_rc"] != 0 or deploy["result"] in ("failed", "error"):
-            deploy["database_after"], deploy["database_changed"] = database_after(module, p, migrations_dir, secret)
-            result["changed"] = result["changed"] or bool(deploy["database_changed"])
-            fail(f"{label} failed: {deploy['summary']}")
-        module.exit_json(msg=f"{label}: {deploy['summary']} in {result['duration_s']} s", **result)
 
     problem = outcome(p, sub, fields)
     if problem:

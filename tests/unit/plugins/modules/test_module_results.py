@@ -20,6 +20,7 @@ def required_args(module: str, tmp) -> dict:
     return {
         "prisma_command": {"project_dir": str(tmp / "app"), "subcommand": "validate"},
         "prisma_database_info": {},
+        "prisma_lock_info": {},
         "prisma_migrate_info": {"project_dir": str(tmp / "app")},
         "prisma_migration_history_info": {"project_dir": str(tmp / "app")},
         "prisma_restore": {"path": str(tmp / "not-a-dump")},
@@ -39,6 +40,10 @@ PATHS = {
         "check mode: prisma migrate deploy not run"),
     ("prisma_database_info", "unreachable"): (
         {"database_url": UNREACHABLE}, {}, True, "cannot reach the database server at 127.0.0.1:1"),
+    ("prisma_lock_info", "unreachable"): (
+        {"database_url": UNREACHABLE}, {}, True, "cannot reach the database server at 127.0.0.1:1"),
+    ("prisma_lock_info", "negative wait"): (
+        {"database_url": UNREACHABLE, "wait": -1}, {}, True, "wait must be 0 or more seconds, not -1"),
     ("prisma_migrate_info", "DATABASE_URL in environment"): (
         {"database_url": UNREACHABLE, "environment": {"DATABASE_URL": UNREACHABLE}}, {}, True,
         "environment must not carry DATABASE_URL"),

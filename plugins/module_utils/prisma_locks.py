@@ -1,0 +1,271 @@
+"""What would make a migration queue the application behind it, read from the server (issue 19).
+
+The classic outage of a migration is the lock queue: an ``ALTER TABLE`` waits
+behind one long transaction, and every application query on that table waits
+behind the ``ALTER``. This module reads, in one query, the sessions that would
+start such a queue:
+
+- sessions holding or waiting for a lock on a relation the pending SQL touches
+  (the parser's plan names them);
+- transactions older than ``max_transaction_age`` seconds, and sessions idle in
+  a transaction (they hold their locks until they end), in this database;
+- an anti-wraparound autovacuum on one of those relations (it does not give
+  way to DDL as an ordinary autovacuum does);
+- standbys whose replay lags more than ``max_replica_lag`` seconds.
+
+A role without ``pg_read_all_stats`` (superusers have it) sees other roles'
+sessions in ``pg_locks`` but not their state, age or query: lock holders are
+still found, an old transaction of another role that holds no lock on these
+tables yet is not (``sees_all`` false, said in the plan).
+
+A blocker's query is shown with its literals removed (``normalize_query``): a
+password in an ``ALTER ROLE`` or a customer's e-mail never reaches a log.
+
+It also reads which mechanism carries ``lock_timeout`` and ``statement_timeout``
+to the migration's session (``timeout_mechanism``). Nothing here terminates a
+session. Pure Python, no Ansible import.
+"""
+
+from __future__ import annotations
+
+import re
+
+try:
+    from ansible.module_utils.prisma_pg import quote_literal
+except ImportError:  # unit tests import the file directly
+    from prisma_pg import quote_literal
+
+# Sessions of this project, never blockers of its own deploy: the run lock's holder (idle, a session
+# lock) and the checks' own sessions.
+OWN_APPS = ("prisma-run-lock", "prisma-migrate-ops", "prisma-deploy-check", "prisma-lock-check")
+
+_STRING = re.compile(r"(?:[EeBbXxNn]|[Uu]&)?'(?:[^']|'')*'")
+_DOLLAR = re.compile(r"(\$[A-Za-z_]*\$).*?\1", re.S)
+_NUMBER = re.compile(r"(?<![A-Za-z_$0-9.])-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?(?![A-Za-z_0-9])")
+_UNTERMINATED = re.compile(r"(?:'|\$[A-Za-z_]*\$).*", re.S)
+
+
+def normalize_query(text: str | None, width: int = 80) -> str:
+    """A query with every literal replaced by ``?`` (strings, dollar-quoted bodies, numbers), on one
+    line, cut to ``width`` characters. A literal cut off by the server's query-text limit is removed
+    to the end."""
+    text = _DOLLAR.sub("?", text or "")
+    text = _STRING.sub("?", text)
+    text = _UNTERMINATED.sub("?", text)
+    text = _NUMBER.sub("?", text)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def blockers_sql(relations: list, max_transaction_age: float, max_replica_lag: float) -> str:
+    """One JSON object: ``sessions`` (lock holders and waiters on ``relations``, old or idle-in-transaction
+    transactions, anti-wraparound autovacuums on ``relations``), ``replicas`` (every standby, with
+    ``lagging`` set when its replay lag exceeds ``max_replica_lag``), read in one statement."""
+    rels = "ARRAY[" + ", ".join(quote_literal(r) for r in relations) + "]::text[]" if relations else "'{}'::text[]"
+    own = "ARRAY[" + ", ".join(quote_literal(a) for a in OWN_APPS) + "]::text[]"
+    age = float(max_transaction_age)
+    lag = float(max_replica_lag)
+    return f"""
+WITH rel AS (
+  SELECT r.name, to_regclass(r.name) AS oid FROM unnest({rels}) AS r(name)
+), hit AS (
+  SELECT l.pid, string_agg(DISTINCT (CASE WHEN l.granted THEN 'holds ' ELSE 'waits for ' END)
+           || upper(regexp_replace(regexp_replace(l.mode, 'Lock$', ''), '([a-z])([A-Z])', '\\1 \\2', 'g'))
+           || ' on ' || rel.name, ', ') AS locks
+  FROM pg_locks l JOIN rel ON rel.oid IS NOT NULL AND l.locktype = 'relation' AND l.relation = rel.oid
+  WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  GROUP BY l.pid
+), wrap AS (
+  SELECT v.pid FROM pg_stat_progress_vacuum v JOIN rel ON rel.oid = v.relid
+)
+SELECT json_build_object(
+  'sessions', coalesce((
+    SELECT json_agg(json_build_object(
+      'pid', a.pid, 'application_name', a.application_name, 'user', a.usename,
+      'client_addr', coalesce(host(a.client_addr), CASE WHEN a.backend_type IS NULL THEN 'unknown' ELSE 'local socket' END),
+      'state', coalesce(a.state, a.backend_type, 'state hidden from ' || current_user),
+      'backend_type', a.backend_type,
+      'xact_age_s', round(extract(epoch FROM now() - a.xact_start)::numeric, 1),
+      'state_age_s', round(extract(epoch FROM now() - a.state_change)::numeric, 1),
+      'locks', hit.locks, 'query', left(a.query, 2000),
+      'why', CASE
+        WHEN a.backend_type = 'autovacuum worker' THEN 'anti-wraparound autovacuum'
+        WHEN hit.locks IS NOT NULL THEN 'lock'
+        WHEN a.state LIKE 'idle in transaction%' THEN 'idle in transaction'
+        ELSE 'old transaction' END) ORDER BY a.xact_start NULLS LAST, a.pid)
+    FROM pg_stat_activity a LEFT JOIN hit ON hit.pid = a.pid
+    WHERE a.pid <> pg_backend_pid()
+      AND NOT (coalesce(a.application_name, '') LIKE ANY (SELECT o || '%' FROM unnest({own}) AS o))
+      AND (
+        (coalesce(a.backend_type, 'client backend') = 'client backend' AND a.datname = current_database() AND (
+           hit.locks IS NOT NULL
+           OR a.state LIKE 'idle in transaction%'
+           OR a.xact_start < now() - make_interval(secs => {age})))
+        OR (a.backend_type = 'autovacuum worker' AND a.pid IN (SELECT pid FROM wrap)
+            AND a.query ILIKE '%to prevent wraparound%'))), '[]'::json),
+  'replicas', coalesce((
+    SELECT json_agg(json_build_object(
+      'pid', r.pid, 'application_name', r.application_name,
+      'client_addr', coalesce(host(r.client_addr), 'local socket'), 'state', r.state,
+      'replay_lag_s', round(extract(epoch FROM r.replay_lag)::numeric, 1),
+      'lagging', coalesce(r.replay_lag > make_interval(secs => {lag}), false)) ORDER BY r.pid)
+    FROM pg_stat_replication r), '[]'::json),
+  'sees_all', pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))
+"""
+
+
+def describe_session(s: dict) -> str:
+    """One line naming a blocking session: who, from where, in what state for how long, which locks,
+    and the start of its query without literals."""
+    app = s.get("application_name") or "(no application_name)"
+    age = s.get("xact_age_s")
+    state = s.get("state") or "?"
+    if age is not None:
+        timing = f"transaction open {age} s"
+    elif s.get("state_age_s") is not None:
+        timing = f"for {s['state_age_s']} s"
+    else:
+        timing = "age hidden"
+    locks = f", {s['locks']}" if s.get("locks") else ""
+    return (
+        f"pid {s.get('pid')} ({app}, user {s.get('user')}, from {s.get('client_addr')}): {s.get('why')},"
+        f" {state}, {timing}{locks}; query: {normalize_query(s.get('query')) or '(none)'}"
+    )
+
+
+def describe_replica(r: dict) -> str:
+    app = r.get("application_name") or "(no application_name)"
+    return (
+        f"standby pid {r.get('pid')} ({app}, from {r.get('client_addr')}, {r.get('state')}):"
+        f" replay lag {r.get('replay_lag_s')} s"
+    )
+
+
+def blocker_lines(found: dict, max_replica_lag: float) -> list:
+    """One line per blocker: the sessions, then the standbys lagging more than ``max_replica_lag``."""
+    lines = [describe_session(s) for s in found.get("sessions") or []]
+    lines += [
+        describe_replica(r) + f" (over {max_replica_lag:g} s)" for r in found.get("replicas") or [] if r.get("lagging")
+    ]
+    return lines
+
+
+# -- which mechanism carries lock_timeout / statement_timeout to the migration's session ----------------------
+
+
+def timeouts_sql() -> str:
+    """The session's lock_timeout and statement_timeout (as the server applied them), and the settings
+    ``ALTER ROLE/DATABASE ... SET`` gives this role in this database (``pg_db_role_setting``)."""
+    return """
+SELECT json_build_object(
+  'user', current_user,
+  'lock_timeout', current_setting('lock_timeout'),
+  'statement_timeout', current_setting('statement_timeout'),
+  'lock_timeout_ms', (SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'),
+  'statement_timeout_ms', (SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'),
+  'source', (SELECT source FROM pg_settings WHERE name = 'lock_timeout'),
+  'role_settings', coalesce((
+    SELECT json_agg(json_build_object('role', coalesce(r.rolname, 'every role'),
+                                      'database', coalesce(d.datname, 'every database'), 'setting', c))
+    FROM pg_db_role_setting s
+    LEFT JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase
+    CROSS JOIN LATERAL unnest(s.setconfig) AS c
+    WHERE (s.setrole = 0 OR r.rolname = current_user)
+      AND (s.setdatabase = 0 OR d.datname = current_database())
+      AND (c LIKE 'lock_timeout=%' OR c LIKE 'statement_timeout=%')), '[]'::json))
+"""
+
+
+def duration_ms(value: str) -> float | None:
+    """A PostgreSQL duration (``5s``, ``250ms``, ``2min``, ``0``; a bare number is milliseconds) in ms."""
+    m = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s|min|h|d)?\s*$", str(value or ""))
+    if not m:
+        return None
+    factor = {"us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000, None: 1}[m.group(2)]
+    return float(m.group(1)) * factor
+
+
+def _in_force(report: dict) -> dict:
+    return {k: report.get(k) for k in ("lock_timeout", "statement_timeout")}
+
+
+def timeout_mechanism(with_options: dict | None, without_options: dict, wanted: dict, pooled: bool,
+                      migration_role: str = "") -> dict:  # fmt: skip
+    """Which mechanism makes the migration's session run with ``wanted`` (``{"lock_timeout": "5s"}``).
+
+    ``with_options`` is what a session opened with the URL's ``options`` (the way the deploy opens
+    it) reported; ``None`` when that connection was refused (a pooler rejecting startup options).
+    ``without_options`` is a plain session's report (role and database settings only). Returns
+    ``{"mechanism": "url_options" | "role_setting" | "none", "in_force": {...}, "detail": text}``.
+    """
+    want_lock = duration_ms(wanted.get("lock_timeout", ""))
+    role_lines = [
+        f"{s['setting']} ({s['role']} in {s['database']})" for s in without_options.get("role_settings") or []
+    ]
+
+    def applied(report, name):
+        return report is not None and float(report.get(f"{name}_ms") or 0)
+
+    role_detail = (
+        f"the settings of role {without_options.get('user')} (pg_db_role_setting: {', '.join(role_lines) or 'none'};"
+        " they reach any engine and any pooler)"
+    )
+    if migration_role:
+        if without_options.get("user") != migration_role:
+            return {"mechanism": "none", "in_force": {},
+                    "detail": f"migration_role is {migration_role} but the URL logs in as {without_options.get('user')}"}  # fmt: skip
+        if not applied(without_options, "lock_timeout"):
+            return {"mechanism": "none", "in_force": {},
+                    "detail": f"migration_role {migration_role} has no lock_timeout: run once"
+                    f" ALTER ROLE {migration_role} SET lock_timeout = '{wanted.get('lock_timeout') or '5s'}'"}  # fmt: skip
+        return {"mechanism": "role_setting", "in_force": _in_force(without_options), "detail": role_detail}
+    if not pooled and want_lock and applied(with_options, "lock_timeout") == want_lock:
+        return {
+            "mechanism": "url_options",
+            "in_force": _in_force(with_options),
+            "detail": "the URL's options parameter (the server applied it; Prisma's native engine and node-postgres"
+            " send it at connection start)",
+        }
+    if applied(without_options, "lock_timeout"):
+        return {"mechanism": "role_setting", "in_force": _in_force(without_options), "detail": role_detail}
+    why = (
+        "the URL goes through a pooler (pgbouncer=true), where startup options may be dropped"
+        if pooled
+        else "the server did not apply the URL's options"
+        if want_lock
+        else "migration_lock_timeout is empty"
+    )
+    return {
+        "mechanism": "none",
+        "in_force": {},
+        "detail": f"{why}, and role {without_options.get('user')} has no lock_timeout setting",
+    }
+
+
+def wait_for_blockers(query, relations: list, max_transaction_age: float, max_replica_lag: float, wait: float,
+                      interval: float = 1.0, clock=None, sleep=None) -> dict:  # fmt: skip
+    """Read the blockers (``query(sql)`` returns the JSON value), and while there are any, read again
+    every ``interval`` seconds for up to ``wait`` seconds. Returns ``{"lines", "sessions", "replicas",
+    "waited_s", "reads"}``: ``lines`` empty when the way is clear."""
+    import time
+
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    sql = blockers_sql(relations, max_transaction_age, max_replica_lag)
+    start = clock()
+    reads = 0
+    while True:
+        found = query(sql) or {}
+        reads += 1
+        lines = blocker_lines(found, max_replica_lag)
+        waited = clock() - start if wait else 0.0
+        if not lines or waited >= wait:
+            return {
+                "lines": lines,
+                "sessions": found.get("sessions") or [],
+                "replicas": found.get("replicas") or [],
+                "sees_all": found.get("sees_all", True),
+                "waited_s": round(waited, 1),
+                "reads": reads,
+            }
+        sleep(min(interval, max(0.0, wait - waited)))

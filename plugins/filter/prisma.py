@@ -135,6 +135,36 @@ def prisma_url_identity(url):
     return f"{conn['host'].lower()}:{conn['port']}/{conn['database']}"
 
 
+def prisma_rehearsal_key(pending_checksums):
+    """The name a rehearsal's measurements are kept under: the SHA-256 of the pending migrations'
+    names and checksums, in order, so that only a production run of exactly these migrations finds it."""
+    import hashlib
+
+    text = "\n".join(f"{name}:{sha}" for name, sha in sorted((pending_checksums or {}).items()))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def prisma_rehearsal_text(record, relations=None):
+    """One line quoting a rehearsal's measurements: where and when, and how long each table's reads or
+    writes were blocked (``relations`` keeps the tables named, all by default)."""
+    if not record:
+        return ""
+    observed = record.get("locks_observed") or {}
+    parts = [
+        f"{b['blocks']} of {b['relation']} blocked {b['seconds']:g} s"
+        for b in observed.get("blocked") or []
+        if relations is None or b["relation"] in relations
+    ]
+    waits = [f"{w['max_waiters']} session(s) queued behind it on {w['relation']} for {w['waited_s']:g} s"
+             for w in observed.get("waits") or []]  # fmt: skip
+    where = f"{record.get('host')}/{record.get('database')}"
+    return (
+        f"rehearsed {record.get('rehearsed_at')} on {where}: "
+        + ("; ".join(parts + waits) or "no lock that blocks the application's reads or writes was seen")
+        + (f" (migrate deploy {record['migrate_deploy_s']:g} s)" if record.get("migrate_deploy_s") else "")
+    )
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -147,4 +177,6 @@ class FilterModule:
             "prisma_rollout_batches": prisma_rollout_batches,
             "prisma_rollout_batch_size": prisma_rollout_batch_size,
             "prisma_rollout_before": prisma_rollout_before,
+            "prisma_rehearsal_key": prisma_rehearsal_key,
+            "prisma_rehearsal_text": prisma_rehearsal_text,
         }

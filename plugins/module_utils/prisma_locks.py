@@ -37,7 +37,7 @@ except ImportError:  # unit tests import the file directly
 
 # Sessions of this project, never blockers of its own deploy: the run lock's holder (idle, a session
 # lock) and the checks' own sessions.
-OWN_APPS = ("prisma-run-lock", "prisma-migrate-ops", "prisma-deploy-check", "prisma-lock-check")
+OWN_APPS = ("prisma-run-lock", "prisma-migrate-ops", "prisma-deploy-check", "prisma-lock-check", "prisma-lock-sampler")
 
 _STRING = re.compile(r"(?:[EeBbXxNn]|[Uu]&)?'(?:[^']|'')*'")
 _DOLLAR = re.compile(r"(\$[A-Za-z_]*\$).*?\1", re.S)
@@ -269,3 +269,175 @@ def wait_for_blockers(query, relations: list, max_transaction_age: float, max_re
                 "reads": reads,
             }
         sleep(min(interval, max(0.0, wait - waited)))
+
+
+# -- what the migration's locks cost the application, measured while it runs (the rehearsal's sampler) ----------
+
+# Relations whose locks are Prisma's bookkeeping, not the application's tables.
+_BOOKKEEPING = ("_prisma_migrations",)
+
+
+def sample_sql(application_name: str) -> str:
+    """One sample: the relation locks the migration's sessions (``application_name``) hold, with their
+    current statement, and the sessions waiting behind them, with the relation they wait for."""
+    app = quote_literal(application_name)
+    name = (
+        "(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.oid = {rel} AND n.nspname NOT IN ('pg_catalog', 'pg_toast', 'information_schema'))"
+    )
+    return f"""
+WITH mig AS (SELECT pid, query FROM pg_stat_activity WHERE application_name = {app} AND pid <> pg_backend_pid())
+SELECT json_build_object(
+  't', extract(epoch FROM clock_timestamp()),
+  'held', coalesce((
+    SELECT json_agg(json_build_object('pid', l.pid, 'relation', r.name, 'mode', l.mode, 'query', left(m.query, 2000)))
+    FROM pg_locks l JOIN mig m ON m.pid = l.pid
+    CROSS JOIN LATERAL (SELECT {name.format(rel="l.relation")} AS name) r
+    WHERE l.locktype = 'relation' AND l.granted AND r.name IS NOT NULL), '[]'::json),
+  'waiting', coalesce((
+    SELECT json_agg(json_build_object('pid', w.pid, 'relation', r.name))
+    FROM pg_locks w CROSS JOIN LATERAL (SELECT {name.format(rel="w.relation")} AS name) r
+    WHERE w.locktype = 'relation' AND NOT w.granted AND r.name IS NOT NULL
+      AND w.pid NOT IN (SELECT pid FROM mig)
+      AND pg_blocking_pids(w.pid) && ARRAY(SELECT pid FROM mig)), '[]'::json))
+"""
+
+
+def _mode_name(mode: str) -> str:
+    """pg_locks' ``AccessExclusiveLock`` as the documentation writes it: ``ACCESS EXCLUSIVE``."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", mode.removesuffix("Lock")).upper()
+
+
+# What an application's reads (ACCESS SHARE) and writes (ROW EXCLUSIVE) conflict with.
+_BLOCKS = {
+    "SHARE": "writes",
+    "SHARE ROW EXCLUSIVE": "writes",
+    "EXCLUSIVE": "writes",
+    "ACCESS EXCLUSIVE": "reads and writes",
+}
+
+
+def summarize_samples(samples: list, interval: float) -> dict:
+    """Per relation and lock mode, how long the migration held it (and during which statements), and per
+    relation how long other sessions waited behind it. Each sample counts for the time to the next one
+    (at most twice ``interval``: a late sample does not stretch a lock it did not see)."""
+    held: dict = {}
+    waits: dict = {}
+    samples = [s for s in samples if isinstance(s, dict) and s.get("t") is not None]
+    for i, sample in enumerate(samples):
+        nxt = samples[i + 1]["t"] if i + 1 < len(samples) else sample["t"] + interval
+        span = max(0.0, min(float(nxt) - float(sample["t"]), 2 * interval))
+        for lock in sample.get("held") or []:
+            if lock["relation"].split(".")[-1] in _BOOKKEEPING:
+                continue
+            mode = _mode_name(lock["mode"])
+            entry = held.setdefault(
+                (lock["relation"], mode),
+                {"relation": lock["relation"], "mode": mode, "blocks": _BLOCKS.get(mode, "nothing"), "held_s": 0.0,
+                 "statements": []},
+            )  # fmt: skip
+            entry["held_s"] += span
+            text = normalize_query(lock.get("query"))
+            if text and text not in entry["statements"]:
+                entry["statements"].append(text)
+        waiting: dict = {}
+        for w in sample.get("waiting") or []:
+            waiting.setdefault(w["relation"], set()).add(w["pid"])
+        for relation, pids in waiting.items():
+            entry = waits.setdefault(
+                relation, {"relation": relation, "waited_s": 0.0, "max_waiters": 0, "waiter_s": 0.0}
+            )
+            entry["waited_s"] += span
+            entry["waiter_s"] += span * len(pids)
+            entry["max_waiters"] = max(entry["max_waiters"], len(pids))
+    for entry in [*held.values(), *waits.values()]:
+        for key in ("held_s", "waited_s", "waiter_s"):
+            if key in entry:
+                entry[key] = round(entry[key], 2)
+    locks = sorted(held.values(), key=lambda e: (-e["held_s"], e["relation"], e["mode"]))
+    blocked: dict = {}
+    for e in locks:
+        if e["blocks"] != "nothing":
+            blocked[e["relation"]] = {
+                "relation": e["relation"],
+                "blocks": e["blocks"],
+                "seconds": max(e["held_s"], blocked.get(e["relation"], {}).get("seconds", 0)),
+            }
+    return {
+        "interval_s": interval,
+        "samples": len(samples),
+        "locks": locks,
+        "waits": sorted(waits.values(), key=lambda e: (-e["waited_s"], e["relation"])),
+        "blocked": sorted(blocked.values(), key=lambda e: (-e["seconds"], e["relation"])),
+    }
+
+
+class LockSampler:
+    """A separate session that samples the migration's locks every ``interval`` seconds while the
+    deploy runs (``start`` / ``stop``); ``stop`` returns ``summarize_samples``. Read-only; a failure of
+    the sampler never fails the deploy (its error is returned)."""
+
+    def __init__(self, psql: str, env: dict, application_name: str, interval: float = 0.05):
+        self.psql, self.env, self.interval = psql, env, interval
+        self.sql = " ".join(sample_sql(application_name).split()) + ";\n\\echo __sample_end__\n"
+        self.samples: list = []
+        self.error = None
+        self._stop = None
+        self._thread = None
+        self._proc = None
+
+    def start(self):
+        import threading
+
+        try:
+            from ansible.module_utils.prisma_pg import open_session
+        except ImportError:  # unit tests import the file directly
+            from prisma_pg import open_session
+        self._proc = open_session(self.psql, self.env)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _ask(self):
+        import json
+
+        self._proc.stdin.write(self.sql)
+        self._proc.stdin.flush()
+        lines = []
+        for line in self._proc.stdout:
+            if line.strip() == "__sample_end__":
+                break
+            lines.append(line)
+        else:
+            raise OSError("the sampler's session ended")
+        text = "".join(lines).strip()
+        return json.loads(text) if text else None
+
+    def _run(self):
+        import time
+
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                sample = self._ask()
+            except (OSError, ValueError) as exc:
+                self.error = f"the lock sampler stopped: {exc}"
+                return
+            if sample:
+                self.samples.append(sample)
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - began)))
+
+    def stop(self) -> dict:
+        try:
+            from ansible.module_utils.prisma_pg import stop_child
+        except ImportError:  # unit tests import the file directly
+            from prisma_pg import stop_child
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join(timeout=10)
+        if self._proc is not None:
+            stop_child(self._proc)
+        summary = summarize_samples(self.samples, self.interval)
+        summary["error"] = self.error
+        return summary

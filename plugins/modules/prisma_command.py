@@ -102,8 +102,14 @@ options:
     description: Seconds of the first pause before a retry; doubled each time, plus up to as much jitter.
     type: float
     default: 2.0
+  lock_sample_interval:
+    description:
+      - For C(migrate_deploy), seconds between two samples of the migration's locks, taken by a separate
+        read-only session while Prisma runs (C(pg_locks), C(pg_stat_activity), C(pg_blocking_pids)); C(0) takes none.
+    type: float
+    default: 0.05
   psql:
-    description: The psql program, for I(expect_pending), I(blockers) and the history read after a failure.
+    description: The psql program, for I(expect_pending), I(blockers), the lock sampler and the history read after a failure.
     type: str
     default: psql
   timeout:
@@ -185,6 +191,14 @@ blocker_checks:
   returned: always
   type: list
   elements: dict
+locks_observed:
+  description:
+    - For C(migrate_deploy) with I(lock_sample_interval), what the sampler saw over every try - C(locks) (per
+      relation and mode - blocks, held_s, statements without literals), C(waits) (per relation - waited_s,
+      max_waiters, waiter_s of the sessions queued behind the migration), C(blocked) (per relation, the longest
+      time the application's reads or writes were blocked), C(samples), C(interval_s), C(error). Null otherwise.
+  returned: always
+  type: dict
 application_name:
   description: The C(application_name) the migration's sessions run under; null before the module read the URL.
   returned: always
@@ -220,8 +234,8 @@ from ansible.module_utils.prisma_connection import (
     schema_dir,
 )
 from ansible.module_utils.prisma_history import local_migrations, read_history
-from ansible.module_utils.prisma_locks import wait_for_blockers
-from ansible.module_utils.prisma_pg import client_tools, psql_json, target_connection
+from ansible.module_utils.prisma_locks import LockSampler, wait_for_blockers
+from ansible.module_utils.prisma_pg import client_tools, psql_env, psql_json, target_connection
 from ansible.module_utils.prisma_runlock import renew
 from ansible.module_utils.prisma_status import parse_migrate_deploy
 from ansible.module_utils.prisma_url import env_secrets, redact, session_url
@@ -427,6 +441,26 @@ def retryable(p, deploy, after) -> str | None:
     return name
 
 
+def start_sampler(module, p, result):
+    """The lock sampler beside the deploy (``lock_sample_interval`` > 0), or None. Its failure to start
+    is recorded, never fatal: it only measures."""
+    if not p["lock_sample_interval"]:
+        return None
+
+    def unusable(msg):
+        raise _Unreadable(msg)
+
+    try:
+        conn = target_connection(p["database_url"], unusable, schema_dir(p, p["schema"]))
+        psql = client_tools(module, p, ["psql"], unusable)["psql"]
+        env = psql_env(conn, app="prisma-lock-sampler")
+        env["PGAPPNAME"] = "prisma-lock-sampler"
+        return LockSampler(psql, env, result["application_name"], p["lock_sample_interval"]).start()
+    except (_Unreadable, OSError) as exc:
+        result["locks_observed"] = {"error": f"the lock sampler did not start: {exc}"}
+        return None
+
+
 def deploy_with_retries(module, p, migrations_dir, env, secret, deploy_url, fail, result):
     """Last checks, then ``migrate deploy``; after a lock timeout of a retry-safe migration, ``migrate resolve
     --rolled-back`` it and try again (up to ``lock_retries`` times, backoff with jitter, the last checks and
@@ -435,6 +469,14 @@ def deploy_with_retries(module, p, migrations_dir, env, secret, deploy_url, fail
     attempts = []
     result["attempts"] = attempts
     expected = p["expect_pending"]
+    sampler = start_sampler(module, p, result)
+    plain_fail = fail
+
+    def fail(msg):  # noqa: F811 - the same, with the sampler's measurements in the result
+        if sampler is not None:
+            result["locks_observed"] = sampler.stop()
+        plain_fail(msg)
+
     for attempt in range(p["lock_retries"] + 1):
         last_checks(module, p, migrations_dir, fail, result, expected)
         fields, out, err = run(module, p, "migrate_deploy", env, secret, url=deploy_url)
@@ -459,6 +501,8 @@ def deploy_with_retries(module, p, migrations_dir, env, secret, deploy_url, fail
             )
         if fields["command_rc"] == 0 and deploy["result"] not in ("failed", "error"):
             tries = f" (attempt {attempt + 1} of {p['lock_retries'] + 1})" if attempt else ""
+            if sampler is not None:
+                result["locks_observed"] = sampler.stop()
             module.exit_json(msg=f"{label}: {deploy['summary']} in {result['duration_s']} s{tries}", **result)
         deploy["database_after"], deploy["database_changed"] = database_after(module, p, migrations_dir, secret)
         result["changed"] = result["changed"] or bool(deploy["database_changed"])
@@ -503,6 +547,7 @@ def main():
             "lock_retries": {"type": "int", "default": 0},
             "retry_safe": {"type": "list", "elements": "str", "default": []},
             "retry_backoff": {"type": "float", "default": 2.0},
+            "lock_sample_interval": {"type": "float", "default": 0.05},
         },
         supports_check_mode=True,
     )
@@ -513,6 +558,7 @@ def main():
     label = "prisma " + " ".join(ARGS[sub])
     result = {"changed": False, "command_rc": None, "stdout": "", "stderr": "", "duration_s": 0.0, "cmd": []}
     result.update(lock_wait_s=None, generate={}, attempts=[], blocker_checks=[], application_name=None)
+    result["locks_observed"] = None
     result["deploy"] = {}  # the parsed deploy once Prisma ran it; empty until then: nothing was migrated
 
     def fail(msg):

@@ -238,9 +238,22 @@ def take_snapshot(target: Target) -> Path:
     return snapshot
 
 
+# A statement known to hold ACCESS EXCLUSIVE on orders for about a second: a column whose volatile default
+# sleeps 1 s per row rewrites the table (orders has one row). No ';' inside the function's body: the
+# fixtures' adapter splits a migration on ';'.
+SLOW = (
+    "20240302090000_slow_column",
+    'CREATE FUNCTION "slow_default"() RETURNS integer LANGUAGE sql AS $$ SELECT 1 FROM pg_sleep(1) $$;\n'
+    'ALTER TABLE "orders" ADD COLUMN "slow" INTEGER NOT NULL DEFAULT "slow_default"();\n',
+)
+
+
 def test_rehearsal_restores_production_into_staging_and_migrates_it(target, pg_cluster):
+    """... and measures the locks: the statement that holds ACCESS EXCLUSIVE on orders for about a second
+    is measured at about a second, kept for the production run, and quoted by its plan."""
     before = target.table_digest()
     target.app.add_migration("20240301090000_add_note", 'ALTER TABLE "orders" ADD COLUMN "note" TEXT;\n')
+    target.app.add_migration(*SLOW)
     prod_snapshot = take_snapshot(target)
     staging = pg_cluster.create_database()
 
@@ -251,7 +264,20 @@ def test_rehearsal_restores_production_into_staging_and_migrates_it(target, pg_c
     migrate_report = reports["migrate.yml"]
     assert migrate_report["result"] == "migrated"
     assert migrate_report["database"]["name"] == staging.name
-    assert migrate_report["applied"] == [*MIGRATIONS[2:], "20240301090000_add_note"]
+    assert migrate_report["applied"] == [*MIGRATIONS[2:], "20240301090000_add_note", SLOW[0]]
+    [orders] = [
+        lock
+        for lock in migrate_report["locks_observed"]["locks"]
+        if lock["relation"] == "public.orders" and lock["mode"] == "ACCESS EXCLUSIVE"
+    ]
+    assert 0.7 <= orders["held_s"] <= 3.0, orders  # the sampler's 50 ms steps, on a busy machine
+    assert orders["blocks"] == "reads and writes"
+    assert any(st.startswith('ALTER TABLE "orders" ADD COLUMN "slow"') for st in orders["statements"]), orders
+    [kept] = list((target.report_dir / "rehearsals").glob("*.json"))
+    assert json.loads(kept.read_text())["locks_observed"] == migrate_report["locks_observed"]
+    plan = target.run({"confirm": PHRASE}, check=True)  # production's plan of the same migrations
+    flat = " ".join(plan.stdout.split())
+    assert f"on 127.0.0.1/{staging.name}: reads and writes of public.orders blocked" in flat, flat[-3000:]
     assert migrate_report["prisma_durations"]["migrate_deploy"] is not None
     assert migrate_report["tables_before"]["products"] == 2
     assert migrate_report["tables_after"]["products"] == 2

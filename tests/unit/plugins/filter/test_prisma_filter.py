@@ -50,3 +50,20 @@ def test_the_canary_goes_first_and_the_others_keep_their_order():
     assert filters["prisma_rollout_before"](batches, "t2") == ["t3"]
     assert filters["prisma_rollout_before"](batches, "t5") == ["t3", "t1", "t2"]
     assert filters["prisma_rollout_batches"](hosts, 2, "absent")[0] == ["t1"]
+
+
+def test_a_rehearsal_is_kept_under_the_migrations_names_and_checksums_and_quoted_in_one_line():
+    filters = FilterModule().filters()
+    key = filters["prisma_rehearsal_key"]
+    assert key({"b": "2", "a": "1"}) == key({"a": "1", "b": "2"})  # the order of the dict does not matter
+    assert key({"a": "1"}) != key({"a": "2"})  # an edited migration is another rehearsal
+    record = {
+        "rehearsed_at": "2026-12-02T10:00:00Z", "host": "staging", "database": "shop", "migrate_deploy_s": 4.2,
+        "locks_observed": {"blocked": [{"relation": "public.orders", "blocks": "writes", "seconds": 3.2}],
+                           "waits": [{"relation": "public.orders", "waited_s": 2.9, "max_waiters": 14}]},
+    }  # fmt: skip
+    assert filters["prisma_rehearsal_text"](record) == (
+        "rehearsed 2026-12-02T10:00:00Z on staging/shop: writes of public.orders blocked 3.2 s;"
+        " 14 session(s) queued behind it on public.orders for 2.9 s (migrate deploy 4.2 s)"
+    )
+    assert filters["prisma_rehearsal_text"](None) == ""

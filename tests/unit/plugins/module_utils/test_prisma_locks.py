@@ -6,7 +6,14 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from prisma_locks import blocker_lines, duration_ms, normalize_query, timeout_mechanism, wait_for_blockers
+from prisma_locks import (
+    blocker_lines,
+    duration_ms,
+    normalize_query,
+    summarize_samples,
+    timeout_mechanism,
+    wait_for_blockers,
+)
 from prisma_url import session_url
 
 
@@ -170,3 +177,41 @@ def test_the_urls_own_options_and_application_name_are_kept_and_ours_come_last()
 def test_only_durations_enter_a_startup_option():
     with pytest.raises(ValueError, match="lock_timeout '5s -c role=postgres' is not a PostgreSQL duration"):
         session_url(URL, {"lock_timeout": "5s -c role=postgres"})
+
+
+def sample(t, held=(), waiting=()):
+    return {
+        "t": t,
+        "held": [{"pid": 9, "relation": r, "mode": m, "query": q} for r, m, q in held],
+        "waiting": [{"pid": p, "relation": r} for p, r in waiting],
+    }
+
+
+ALTER = ("public.orders", "AccessExclusiveLock", "ALTER TABLE orders ADD COLUMN slow int DEFAULT 1")
+
+
+def test_the_samples_say_how_long_each_lock_was_held_and_how_long_others_waited():
+    samples = [sample(0.00, [ALTER]), sample(0.05, [ALTER], [(11, "public.orders")]),
+               sample(0.10, [ALTER], [(11, "public.orders"), (12, "public.orders")]), sample(0.15),
+               sample(0.20, [("public._prisma_migrations", "RowExclusiveLock", "UPDATE ...")])]  # fmt: skip
+    got = summarize_samples(samples, 0.05)
+    assert got["samples"] == 5
+    assert got["locks"] == [
+        {"relation": "public.orders", "mode": "ACCESS EXCLUSIVE", "blocks": "reads and writes", "held_s": 0.15,
+         "statements": ["ALTER TABLE orders ADD COLUMN slow int DEFAULT ?"]}
+    ]  # fmt: skip
+    assert got["waits"] == [{"relation": "public.orders", "waited_s": 0.1, "max_waiters": 2, "waiter_s": 0.15}]
+    assert got["blocked"] == [{"relation": "public.orders", "blocks": "reads and writes", "seconds": 0.15}]
+
+
+def test_a_late_sample_does_not_stretch_a_lock_it_did_not_see():
+    got = summarize_samples([sample(0.0, [ALTER]), sample(5.0)], 0.05)
+    assert got["locks"][0]["held_s"] == 0.1  # at most twice the interval
+
+
+def test_a_lock_that_blocks_nothing_is_listed_but_blocks_nobody():
+    index = ("public.orders", "ShareUpdateExclusiveLock", "CREATE INDEX CONCURRENTLY o ON orders (a)")
+    got = summarize_samples([sample(0.0, [index]), sample(0.05, [index])], 0.05)
+    assert got["locks"][0]["mode"] == "SHARE UPDATE EXCLUSIVE"
+    assert got["locks"][0]["blocks"] == "nothing"
+    assert got["blocked"] == []

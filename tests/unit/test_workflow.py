@@ -79,6 +79,7 @@ def test_secret_reaches_the_playbook_only_through_the_environment():
     assert '-e allow_destructive="$ALLOW_DESTRUCTIVE"' in migrate["run"]
     assert '-e allow_blocking="$ALLOW_BLOCKING"' in migrate["run"]
     assert '-e max_blocking_seconds="$MAX_BLOCKING_SECONDS"' in migrate["run"]
+    assert '-e wait_for_blockers="$WAIT_FOR_BLOCKERS"' in migrate["run"]  # an input reaches the playbook as data
     assert migrate["env"]["ALLOW_BLOCKING"] == "${{ inputs.allow_blocking }}"
     assert 'prisma_project_dir="$GITHUB_WORKSPACE/app"' in migrate["run"]
 

@@ -18,7 +18,7 @@ MOLECULE_BASE_IMAGE ?= localhost/prisma-molecule-base:bookworm
 MOLECULE_IMAGE ?= $(if $(filter localhost/%,$(MOLECULE_BASE_IMAGE)),localhost/prisma-molecule-staging:bookworm,$(MOLECULE_BASE_IMAGE))
 export MOLECULE_BASE_IMAGE MOLECULE_IMAGE
 
-.PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot bench-ddl fresh-check
+.PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot bench-ddl bench-load fresh-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ bench-snapshot: setup ## Benchmark: snapshot and restore seconds per GB on a gen
 
 bench-ddl: setup ## Calibrate the gate's estimates: index build, rewrite, validating scan on 3 sizes; writes plugins/action/ddl_rates.json, prints the error
 	$(VENV)/bin/python bench/ddl_rates.py
+
+bench-load: setup ## What the application sees: 16 clients of inserts, updates and reads beside the bare commands and migrate.yml, with and without a blocker (~1 GB)
+	$(VENV)/bin/python bench/load.py
 
 demo: setup ## Migrate a throwaway local database end to end with playbooks/migrate.yml
 	$(VENV)/bin/python scripts/demo.py

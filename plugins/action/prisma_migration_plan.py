@@ -17,7 +17,8 @@ from ansible.plugins.action import ActionBase
 # The same files the modules ship, imported here on the controller (as plugins/filter/prisma.py does).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
 
-from ddl_estimate import RateError, estimate, load_rates  # noqa: E402
+from ddl_estimate import RANGE, RateError, estimate, human_seconds, load_rates  # noqa: E402
+from prisma_locks import normalize_query  # noqa: E402
 from sql_lint import SqlLintError, lint_migrations  # noqa: E402
 from sql_plan import SHARE_UPDATE_EXCLUSIVE, SqlPlanError, plan_sql, relations_losing_rows  # noqa: E402
 
@@ -65,6 +66,11 @@ options:
       estimated, is listed in C(over_budget).
     type: float
     default: 5
+  rehearsal:
+    description:
+      - The rehearsal of these same migrations (what C(rehearse.yml) kept in C(report_dir/rehearsals/)). A blocking
+        statement it measured is estimated from the measure (up to 1.5 times it), not from the rates.
+    type: dict
 """
 
 RETURN = r"""
@@ -112,6 +118,7 @@ _ARGS = frozenset(
         "relations",
         "ddl_rates",
         "max_blocking_seconds",
+        "rehearsal",
     )
 )
 CALIBRATION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ddl_rates.json")
@@ -177,9 +184,43 @@ def retry_safe(migrations: list, statements: list) -> list:
     return safe
 
 
+def rehearsed(record, statement: dict) -> float | None:
+    """Seconds the rehearsal of these migrations measured this statement blocking the application (the
+    longest lock of a mode that blocks reads or writes on one of its relations, held while this
+    statement ran), or None when the rehearsal did not see it (too brief to sample, or no rehearsal)."""
+    if not record:
+        return None
+    names = {r["relation"] for r in statement.get("relations") or [] if r.get("blocks") not in (None, "", "nothing")}
+    text = normalize_query(statement.get("statement"))[:40]
+    seen = [
+        float(lock["held_s"])
+        for lock in (record.get("locks_observed") or {}).get("locks") or []
+        if lock.get("blocks") != "nothing" and lock.get("relation") in names
+        and any(s[:40] == text for s in lock.get("statements") or [])
+    ]  # fmt: skip
+    return max(seen) if seen else None
+
+
+def _measured(entry: dict, seconds: float, record: dict) -> dict:
+    """The estimate of a statement the rehearsal measured: the measure, with the same margin above it."""
+    where = f"{record.get('host')}/{record.get('database')}"
+    high = seconds * RANGE[1]
+    what = entry["estimate"]["text"].split(" for ")[0]
+    return {
+        **entry["estimate"],
+        "seconds": seconds,
+        "low": seconds,
+        "high": high,
+        "text": f"{what} for ~{human_seconds(seconds)} (measured by the rehearsal of {record.get('rehearsed_at')} on"
+        f" {where}; up to {human_seconds(high)} counted)",
+        "source": f"the rehearsal of {record.get('rehearsed_at')} on {where}",
+        "rate_estimate": entry["estimate"]["text"],
+    }
+
+
 def build_plan(migrations: list, schema: str = "public", server_version: str = "", squawk_config=None,
                lint: bool = True, relations=None, ddl_rates=None, max_blocking_seconds: float = 5,
-               calibration: str = CALIBRATION) -> dict:  # fmt: skip
+               calibration: str = CALIBRATION, rehearsal=None) -> dict:  # fmt: skip
     """The plan of the pending migrations (see RETURN). Raises SqlPlanError or SqlLintError."""
     statements = []
     for migration in migrations:
@@ -205,6 +246,9 @@ def build_plan(migrations: list, schema: str = "public", server_version: str = "
         if s["blocking"]:
             entry = {k: s[k] for k in ("file", "line", "statement", "relations", "cost", "safe_form", "notes")}
             entry["estimate"] = estimate(s, relations or {}, rates, rates_source)
+            measured = rehearsed(rehearsal, s)
+            if measured is not None:
+                entry["estimate"] = _measured(entry, measured, rehearsal)
             blocking.append(entry)
     over_budget = [
         b for b in blocking if b["estimate"]["high"] is None or b["estimate"]["high"] > float(max_blocking_seconds)
@@ -265,6 +309,7 @@ class ActionModule(ActionBase):
                 args.get("relations") or {},
                 args.get("ddl_rates") or None,
                 budget,
+                rehearsal=args.get("rehearsal") if isinstance(args.get("rehearsal"), dict) else None,
             )
         except (SqlPlanError, SqlLintError, RateError) as exc:
             raise AnsibleActionFail(f"{exc}. Nothing was changed.") from None

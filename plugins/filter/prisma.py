@@ -165,6 +165,24 @@ def prisma_rehearsal_text(record, relations=None):
     )
 
 
+def prisma_canary_over(observed, rehearsal, ratio=1.5, floor=0.5):
+    """The tables the canary blocked longer than its rehearsal did, by more than ``ratio`` (and more than
+    ``floor`` seconds: a few samples of difference on a brief lock is noise), one line each; empty
+    without a rehearsal or a measure."""
+    if not observed or not rehearsal:
+        return []
+    before = {b["relation"]: b["seconds"] for b in (rehearsal.get("locks_observed") or {}).get("blocked") or []}
+    over = []
+    for b in observed.get("blocked") or []:
+        was = before.get(b["relation"], 0.0)
+        if b["seconds"] > was * float(ratio) and b["seconds"] - was > float(floor):
+            over.append(
+                f"{b['blocks']} of {b['relation']} blocked {b['seconds']:g} s on the canary, {was:g} s in the rehearsal"
+                f" of {rehearsal.get('rehearsed_at')}"
+            )
+    return over
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -179,4 +197,5 @@ class FilterModule:
             "prisma_rollout_before": prisma_rollout_before,
             "prisma_rehearsal_key": prisma_rehearsal_key,
             "prisma_rehearsal_text": prisma_rehearsal_text,
+            "prisma_canary_over": prisma_canary_over,
         }

@@ -87,6 +87,14 @@ SAFE_DML = "backfill in batches of a few thousand rows, each in its own transact
 # Functions whose value differs per row: a column added with one as its default rewrites the table.
 VOLATILE_DEFAULTS = frozenset({"random", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v4", "clock_timestamp",
                                "timeofday", "nextval", "uuidv4", "uuidv7"})  # fmt: skip
+# Built-in functions a default may call without a rewrite (stable or immutable: the default is computed once).
+# A call to any other function may be volatile - the parser cannot see a user function's volatility - and
+# counts as a rewrite.
+NON_VOLATILE_DEFAULTS = frozenset({"now", "statement_timestamp", "transaction_timestamp", "lower", "upper", "concat",
+                                   "to_jsonb", "jsonb_build_object", "jsonb_build_array", "json_build_object",
+                                   "json_build_array", "make_date", "make_timestamp", "make_timestamptz", "date_trunc",
+                                   "timezone", "to_timestamp", "to_char", "md5", "length", "left", "right", "abs",
+                                   "round", "array_fill", "btrim", "trim", "replace", "format"})  # fmt: skip
 SERIAL_TYPES = frozenset({"serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"})
 # The widest text types: changing a varchar or text column to these is binary-coercible, a metadata change.
 WIDE_TEXT = frozenset({"text", "varchar"})
@@ -439,11 +447,8 @@ class _Analyzer:
             if constraint.get("contype") == "CONSTR_DEFAULT":
                 for expr in _walk(constraint.get("raw_expr")):
                     call = expr.get("FuncCall")
-                    if (
-                        call
-                        and _strings(call.get("funcname"))[-1:]
-                        and _strings(call["funcname"])[-1] in VOLATILE_DEFAULTS
-                    ):
+                    name = _strings(call.get("funcname"))[-1:] if call else []
+                    if name and (name[0] in VOLATILE_DEFAULTS or name[0] not in NON_VOLATILE_DEFAULTS):
                         return True
         return False
 

@@ -4,6 +4,9 @@ that has not started."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 from fleet import Fleet
 from playbook_target import no_advisory_locks
@@ -194,3 +197,47 @@ def test_the_canary_is_the_first_target_with_something_to_migrate(make_fleet):
     assert run.reports["tenant-1"]["result"] == "nothing_to_do"
     assert first_migration_started(fleet.databases["tenant-3"]) > last_migration_finished(fleet.databases["tenant-2"])
     assert run.rollout["counts"] == {"migrated": 2, "nothing_to_do": 1}
+
+
+# A column whose volatile default sleeps 1 s per row: ACCESS EXCLUSIVE on orders (one row) for about a second.
+SLOW = (
+    "20240302090000_slow_column",
+    'CREATE FUNCTION "slow_default"() RETURNS integer LANGUAGE sql AS $$ SELECT 1 FROM pg_sleep(1) $$;\n'
+    'ALTER TABLE "orders" ADD COLUMN "slow" INTEGER NOT NULL DEFAULT "slow_default"();\n',
+)
+
+
+def test_a_canary_blocking_longer_than_its_rehearsal_stops_the_rollout(make_fleet):
+    """The rehearsal of these migrations saw no table blocked (a record as rehearse.yml keeps it); the
+    canary blocks orders for about a second: more than +50 % and more than 0.5 s, so the rollout stops
+    before the next batch, which is untouched, and nothing tells the operator to restore the canary."""
+    fleet = make_fleet(2)
+    fleet.app.add_migration(*SLOW)
+    checksums = {
+        name: hashlib.sha256(
+            (fleet.app.path / "prisma" / "migrations" / name / "migration.sql").read_bytes()
+        ).hexdigest()
+        for name in [*ALL[2:], SLOW[0]]
+    }
+    key = hashlib.sha256("\n".join(f"{n}:{c}" for n, c in sorted(checksums.items())).encode()).hexdigest()
+    kept = fleet.report_dir / "rehearsals" / f"{key}.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps({
+        "rehearsed_at": "2026-12-01T10:00:00Z", "host": "staging", "database": "shop", "migrations": checksums,
+        "locks_observed": {"locks": [], "waits": [], "blocked": [], "samples": 40, "interval_s": 0.05},
+    }))  # fmt: skip
+    before = fleet.digest("tenant-2")
+
+    run = fleet.run()
+
+    assert run.rc != 0
+    flat = " ".join(run.stdout.split())
+    assert "rehearsal: rehearsed 2026-12-01T10:00:00Z on staging/shop" in flat  # the plan quoted it
+    assert "The canary tenant-1 migrated (its report is written), but reads and writes of public.orders blocked" in flat
+    assert "0 s in the rehearsal of 2026-12-01T10:00:00Z (over +50 %): the rollout stops before the next batch" in flat
+    assert run.reports["tenant-1"]["result"] == "migrated"
+    assert "rollback.yml" not in flat
+    assert fleet.applied("tenant-1") == [*ALL, SLOW[0]]
+    assert fleet.applied("tenant-2") == BEFORE
+    assert fleet.digest("tenant-2") == before
+    assert fleet.snapshots("tenant-2") == []

@@ -278,6 +278,7 @@ def test_rehearsal_restores_production_into_staging_and_migrates_it(target, pg_c
     plan = target.run({"confirm": PHRASE}, check=True)  # production's plan of the same migrations
     flat = " ".join(plan.stdout.split())
     assert f"on 127.0.0.1/{staging.name}: reads and writes of public.orders blocked" in flat, flat[-3000:]
+    assert f"measured by the rehearsal of {json.loads(kept.read_text())['rehearsed_at']}" in flat  # the estimate
     assert migrate_report["prisma_durations"]["migrate_deploy"] is not None
     assert migrate_report["tables_before"]["products"] == 2
     assert migrate_report["tables_after"]["products"] == 2

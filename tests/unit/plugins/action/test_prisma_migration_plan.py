@@ -105,3 +105,26 @@ def test_only_migrations_that_leave_nothing_behind_when_they_fail_may_be_retried
     # invalid index; a DO block's statements are read one by one here and are not retried
     assert plan["retry_safe"] == ["1_one", "5_new"]
     assert plan["relations"] == ["public.orders"]  # a table created by the SQL blocks nobody
+
+
+def test_a_statement_the_rehearsal_measured_is_estimated_from_the_measure():
+    sql = 'ALTER TABLE "orders" ADD COLUMN "slow" INTEGER NOT NULL DEFAULT "slow_default"();\n'
+    live = {"public.orders": {"rows": 1, "table_bytes": 8192, "index_bytes": 0, "size_bytes": 8192}}
+    record = {
+        "rehearsed_at": "2026-12-02T21:28:19Z", "host": "staging", "database": "shop",
+        "locks_observed": {"locks": [
+            {"relation": "public.orders", "mode": "ACCESS EXCLUSIVE", "blocks": "reads and writes", "held_s": 7.5,
+             "statements": ['ALTER TABLE "orders" ADD COLUMN "slow" INTEGER NOT NULL DEFAULT "slow_default"()']},
+        ]},
+    }  # fmt: skip
+    plain = build_plan([migration("1_slow", sql)], lint=False, relations=live)
+    assert plain["over_budget"] == []  # by the rates a one-row table is rewritten at once
+    plan = build_plan([migration("1_slow", sql)], lint=False, relations=live, rehearsal=record)
+    [blocking] = plan["blocking"]
+    assert blocking["estimate"]["seconds"] == 7.5
+    assert blocking["estimate"]["high"] == 11.25
+    assert "measured by the rehearsal of 2026-12-02T21:28:19Z on staging/shop" in blocking["estimate"]["text"]
+    assert plan["over_budget"] == [blocking]  # the measure is over the 5 s budget: the gate refuses it
+    other = build_plan([migration("1_other", 'ALTER TABLE "orders" ALTER COLUMN "x" TYPE bigint;\n')], lint=False,
+                       relations=live, rehearsal=record)  # fmt: skip
+    assert "measured" not in other["blocking"][0]["estimate"]["text"]  # another statement: the rates

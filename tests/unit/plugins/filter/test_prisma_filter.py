@@ -67,3 +67,20 @@ def test_a_rehearsal_is_kept_under_the_migrations_names_and_checksums_and_quoted
         " 14 session(s) queued behind it on public.orders for 2.9 s (migrate deploy 4.2 s)"
     )
     assert filters["prisma_rehearsal_text"](None) == ""
+
+
+def test_a_canary_blocking_more_than_half_again_its_rehearsal_is_named():
+    over = FilterModule().filters()["prisma_canary_over"]
+    rehearsal = {"rehearsed_at": "R", "locks_observed": {"blocked": [
+        {"relation": "public.orders", "blocks": "writes", "seconds": 2.0},
+        {"relation": "public.items", "blocks": "reads and writes", "seconds": 0.1}]}}  # fmt: skip
+    canary = {"blocked": [
+        {"relation": "public.orders", "blocks": "writes", "seconds": 3.1},  # +55 %
+        {"relation": "public.items", "blocks": "reads and writes", "seconds": 0.3},  # x3, but 0.2 s: noise
+        {"relation": "public.new", "blocks": "writes", "seconds": 0.9}]}  # fmt: skip
+    assert over(canary, rehearsal) == [
+        "writes of public.orders blocked 3.1 s on the canary, 2 s in the rehearsal of R",
+        "writes of public.new blocked 0.9 s on the canary, 0 s in the rehearsal of R",
+    ]
+    assert over({"blocked": [{"relation": "public.orders", "blocks": "writes", "seconds": 2.9}]}, rehearsal) == []
+    assert over(canary, None) == []

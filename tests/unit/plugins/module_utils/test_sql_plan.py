@@ -39,6 +39,8 @@ CASES = [
     ("prisma-add-column-now", 'ALTER TABLE "User" ADD COLUMN "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP;', {U: AE}, META, False, set()),
     ("prisma-add-column-updated-at", 'ALTER TABLE "User" ADD COLUMN "updatedAt" TIMESTAMP(3) NOT NULL;', {U: AE}, META, False, set()),
     ("prisma-add-column-uuid-default", 'ALTER TABLE "User" ADD COLUMN "uid" TEXT NOT NULL DEFAULT gen_random_uuid();', {U: AE}, REWRITE, True, set()),
+    ("add-column-user-function-default", 'ALTER TABLE "User" ADD COLUMN "n" INT NOT NULL DEFAULT slow_default();', {U: AE}, REWRITE, True, set()),  # its volatility is not in the SQL
+    ("add-column-now-call-default", 'ALTER TABLE "User" ADD COLUMN "at" TIMESTAMPTZ NOT NULL DEFAULT now();', {U: AE}, META, False, set()),
     ("prisma-add-column-serial", 'ALTER TABLE "User" ADD COLUMN "seq" SERIAL NOT NULL;', {U: AE}, REWRITE, True, set()),
     ("add-column-identity", 'ALTER TABLE "User" ADD COLUMN "n" INTEGER GENERATED ALWAYS AS IDENTITY;', {U: AE}, REWRITE, True, set()),
     ("add-column-generated", 'ALTER TABLE "User" ADD COLUMN "l" INTEGER GENERATED ALWAYS AS (length("email")) STORED;', {U: AE}, REWRITE, True, set()),

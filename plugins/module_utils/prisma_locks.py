@@ -35,6 +35,9 @@ try:
 except ImportError:  # unit tests import the file directly
     from prisma_pg import quote_literal
 
+# A lock holder whose transaction is younger than this (seconds) is the application's ordinary traffic.
+MIN_LOCK_AGE = 1.0
+
 # Sessions of this project, never blockers of its own deploy: the run lock's holder (idle, a session
 # lock) and the checks' own sessions.
 OWN_APPS = ("prisma-run-lock", "prisma-migrate-ops", "prisma-deploy-check", "prisma-lock-check", "prisma-lock-sampler")
@@ -57,10 +60,15 @@ def normalize_query(text: str | None, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def blockers_sql(relations: list, max_transaction_age: float, max_replica_lag: float) -> str:
-    """One JSON object: ``sessions`` (lock holders and waiters on ``relations``, old or idle-in-transaction
-    transactions, anti-wraparound autovacuums on ``relations``), ``replicas`` (every standby, with
-    ``lagging`` set when its replay lag exceeds ``max_replica_lag``), read in one statement."""
+def blockers_sql(relations: list, max_transaction_age: float, max_replica_lag: float,
+                 min_lock_age: float = MIN_LOCK_AGE) -> str:  # fmt: skip
+    """One JSON object: ``sessions`` (lock holders and waiters on ``relations`` whose transaction is at
+    least ``min_lock_age`` seconds old - younger ones are the application's ordinary traffic, which
+    ``lock_timeout`` bounds - old or idle-in-transaction transactions, anti-wraparound autovacuums on
+    ``relations``), ``replicas`` (every standby, with ``lagging`` set when its replay lag exceeds
+    ``max_replica_lag``), read in one statement. A session whose state this role cannot see is listed
+    when it holds such a lock, with ``hidden`` set: ``wait_for_blockers`` keeps it only when a second
+    read ``min_lock_age`` later still sees it."""
     rels = "ARRAY[" + ", ".join(quote_literal(r) for r in relations) + "]::text[]" if relations else "'{}'::text[]"
     own = "ARRAY[" + ", ".join(quote_literal(a) for a in OWN_APPS) + "]::text[]"
     age = float(max_transaction_age)
@@ -84,7 +92,7 @@ SELECT json_build_object(
       'pid', a.pid, 'application_name', a.application_name, 'user', a.usename,
       'client_addr', coalesce(host(a.client_addr), CASE WHEN a.backend_type IS NULL THEN 'unknown' ELSE 'local socket' END),
       'state', coalesce(a.state, a.backend_type, 'state hidden from ' || current_user),
-      'backend_type', a.backend_type,
+      'backend_type', a.backend_type, 'hidden', a.backend_type IS NULL,
       'xact_age_s', round(extract(epoch FROM now() - a.xact_start)::numeric, 1),
       'state_age_s', round(extract(epoch FROM now() - a.state_change)::numeric, 1),
       'locks', hit.locks, 'query', left(a.query, 2000),
@@ -98,7 +106,8 @@ SELECT json_build_object(
       AND NOT (coalesce(a.application_name, '') LIKE ANY (SELECT o || '%' FROM unnest({own}) AS o))
       AND (
         (coalesce(a.backend_type, 'client backend') = 'client backend' AND a.datname = current_database() AND (
-           hit.locks IS NOT NULL
+           (hit.locks IS NOT NULL
+            AND (a.backend_type IS NULL OR a.xact_start < now() - make_interval(secs => {float(min_lock_age)})))
            OR a.state LIKE 'idle in transaction%'
            OR a.xact_start < now() - make_interval(secs => {age})))
         OR (a.backend_type = 'autovacuum worker' AND a.pid IN (SELECT pid FROM wrap)
@@ -242,8 +251,18 @@ def timeout_mechanism(with_options: dict | None, without_options: dict, wanted: 
     }
 
 
+def _confirmed(found: dict, earlier: set | None) -> tuple[dict, set]:
+    """``found`` without the hidden lock holders not also seen by the read before (``earlier``: their pids,
+    None for a first read); and the hidden pids seen now."""
+    hidden = {s["pid"] for s in found.get("sessions") or [] if s.get("hidden")}
+    keep = [
+        s for s in found.get("sessions") or [] if not s.get("hidden") or (earlier is not None and s["pid"] in earlier)
+    ]
+    return {**found, "sessions": keep}, hidden
+
+
 def wait_for_blockers(query, relations: list, max_transaction_age: float, max_replica_lag: float, wait: float,
-                      interval: float = 1.0, clock=None, sleep=None) -> dict:  # fmt: skip
+                      interval: float = 1.0, clock=None, sleep=None, min_lock_age: float = MIN_LOCK_AGE) -> dict:  # fmt: skip
     """Read the blockers (``query(sql)`` returns the JSON value), and while there are any, read again
     every ``interval`` seconds for up to ``wait`` seconds. Returns ``{"lines", "sessions", "replicas",
     "waited_s", "reads"}``: ``lines`` empty when the way is clear."""
@@ -251,12 +270,19 @@ def wait_for_blockers(query, relations: list, max_transaction_age: float, max_re
 
     clock = clock or time.monotonic
     sleep = sleep or time.sleep
-    sql = blockers_sql(relations, max_transaction_age, max_replica_lag)
+    sql = blockers_sql(relations, max_transaction_age, max_replica_lag, min_lock_age)
     start = clock()
     reads = 0
+    earlier = None
     while True:
-        found = query(sql) or {}
+        found, hidden = _confirmed(query(sql) or {}, earlier)
         reads += 1
+        if hidden and earlier is None:  # a session this role cannot see: is it still there a moment later?
+            earlier = hidden
+            sleep(min_lock_age)
+            found, hidden = _confirmed(query(sql) or {}, earlier)
+            reads += 1
+        earlier = hidden
         lines = blocker_lines(found, max_replica_lag)
         waited = clock() - start if wait else 0.0
         if not lines or waited >= wait:

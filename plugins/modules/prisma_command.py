@@ -322,6 +322,7 @@ def last_checks(module, p, migrations_dir, fail, result, expected):
             float(b.get("max_transaction_age", 60)),
             float(b.get("max_replica_lag", 30)),
             float(b.get("wait", 0)),
+            min_lock_age=float(b.get("min_lock_age", 1.0)),
         )
         result["blocker_checks"].append({"blockers": found["lines"], "waited_s": found["waited_s"]})
         if found["lines"]:

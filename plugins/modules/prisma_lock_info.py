@@ -10,7 +10,8 @@ short_description: Read what would queue the application behind a migration, and
 description:
   - Reads, in one query, the sessions a migration of I(relations) would wait behind, so that the
     application would queue behind the migration - sessions holding or waiting for a lock on one of
-    I(relations); transactions open longer than I(max_transaction_age) seconds and sessions idle in a
+    I(relations) in a transaction open at least I(min_lock_age) seconds (younger ones are the application's
+    ordinary traffic, whose wait C(lock_timeout) bounds); transactions open longer than I(max_transaction_age) seconds and sessions idle in a
     transaction, in this database; an anti-wraparound autovacuum on one of I(relations) - and the
     standbys whose replay lags more than I(max_replica_lag) seconds. Each comes back as one line
     (C(blockers)) - pid, application_name, client address, state, age, locks, and the first 80
@@ -43,6 +44,13 @@ options:
     description: A standby replaying more than this many seconds behind is a blocker.
     type: float
     default: 30
+  min_lock_age:
+    description:
+      - A lock holder on I(relations) is a blocker when its transaction is at least this many seconds old. A session
+        this role cannot see the state of (no C(pg_read_all_stats)) is a blocker when a second read this much
+        later still sees it.
+    type: float
+    default: 1
   wait:
     description: Seconds to wait for the blockers to go (read again every second) before returning them.
     type: float
@@ -137,6 +145,7 @@ def main():
             "max_transaction_age": {"type": "float", "default": 60},
             "max_replica_lag": {"type": "float", "default": 30},
             "wait": {"type": "float", "default": 0},
+            "min_lock_age": {"type": "float", "default": 1.0},
             "lock_timeout": {"type": "str", "default": ""},
             "statement_timeout": {"type": "str", "default": ""},
             "migration_role": {"type": "str", "default": ""},
@@ -151,7 +160,7 @@ def main():
     def fail(msg):
         module.fail_json(msg=redact(msg, p["database_url"]), **result)
 
-    for name in ("max_transaction_age", "max_replica_lag", "wait"):
+    for name in ("max_transaction_age", "max_replica_lag", "wait", "min_lock_age"):
         if p[name] < 0:
             fail(f"{name} must be 0 or more seconds, not {p[name]:g}")
     conn = connect(p, fail)
@@ -161,7 +170,14 @@ def main():
     def query(sql):
         return psql_json(module, psql, conn, sql, fail)
 
-    found = wait_for_blockers(query, p["relations"], p["max_transaction_age"], p["max_replica_lag"], p["wait"])
+    found = wait_for_blockers(
+        query,
+        p["relations"],
+        p["max_transaction_age"],
+        p["max_replica_lag"],
+        p["wait"],
+        min_lock_age=p["min_lock_age"],
+    )
     result.update(blockers=found["lines"], sessions=found["sessions"], replicas=found["replicas"])
     result["sees_all"] = found["sees_all"]
     result["waited_s"] = found["waited_s"]

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from prisma_locks import (
     blocker_lines,
+    blockers_sql,
     duration_ms,
     normalize_query,
     summarize_samples,
@@ -215,3 +216,21 @@ def test_a_lock_that_blocks_nothing_is_listed_but_blocks_nobody():
     assert got["locks"][0]["mode"] == "SHARE UPDATE EXCLUSIVE"
     assert got["locks"][0]["blocks"] == "nothing"
     assert got["blocked"] == []
+
+
+def test_a_session_this_role_cannot_see_counts_only_when_a_second_read_still_sees_it():
+    hidden = {**SESSION, "pid": 7, "hidden": True, "xact_age_s": None, "state": "state hidden from app"}
+    clock = Clock()
+    brief = iter([{"sessions": [hidden]}, {"sessions": []}])  # an application statement that ended
+    found = wait_for_blockers(lambda sql: next(brief), [], 60, 30, 0, clock=clock, sleep=clock.sleep)
+    assert found["lines"] == []
+    assert found["reads"] == 2
+    stays = iter([{"sessions": [hidden]}, {"sessions": [hidden]}])  # an idle transaction holding its lock
+    found = wait_for_blockers(lambda sql: next(stays), [], 60, 30, 0, clock=clock, sleep=clock.sleep)
+    assert [line.split(" (")[0] for line in found["lines"]] == ["pid 7"]
+
+
+def test_a_lock_holder_must_be_older_than_the_minimum_age_in_the_query():
+    sql = blockers_sql(["public.orders"], 60, 30, min_lock_age=1.5)
+    assert "a.xact_start < now() - make_interval(secs => 1.5)" in sql
+    assert "'public.orders'" in sql

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import platform
 import random
 import shutil
@@ -40,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from migrate_overhead import PHRASE, build_source, fresh_copy  # noqa: E402
+from migrate_overhead import build_source, fresh_copy, playbook_command  # noqa: E402
 from pgcluster import PG_BIN, PgCluster  # noqa: E402
-from prismaapp import PRISMA_COMMAND, PrismaApp, offline_env  # noqa: E402
+from prismaapp import PRISMA_COMMAND, PrismaApp  # noqa: E402
 
 
 class Workload:
@@ -163,21 +162,8 @@ def bare(db, app: PrismaApp, work: Path) -> dict:
 
 def playbook(db, app: PrismaApp, work: Path, run_id: str, extra: dict) -> dict:
     report_dir, backup_dir = work / "reports", work / "backups"
-    variables = {
-        "prisma_project_dir": str(app.path),
-        "prisma_env": offline_env(app.path),
-        "backup_dir": str(backup_dir),
-        "report_dir": str(report_dir),
-        "confirm": PHRASE,
-        "run_id": run_id,
-        **extra,
-    }
-    vars_file = work / f"vars-{run_id}.json"
-    vars_file.write_text(json.dumps(variables))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(DATABASE_URL=db.url(), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventories/local", "playbooks/migrate.yml"]
-    rc, _out = run([*argv, "-e", f"@{vars_file}"], env=env)
+    argv, env = playbook_command(db, app, work, run_id, extra)
+    rc, _out = run(argv, env=env)
     shutil.rmtree(backup_dir, ignore_errors=True)
     report = json.loads((report_dir / f"{run_id}-localhost.json").read_text())
     blocked = (report.get("locks_observed") or {}).get("blocked") or []

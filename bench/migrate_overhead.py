@@ -156,23 +156,31 @@ def bare_sequence(db, app: PrismaApp, work: Path) -> dict:
     return {"times": times, "peak_mb": peak}
 
 
-def playbook(db, app: PrismaApp, work: Path, run_id: str) -> dict:
-    """B: migrate.yml on inventories/local, non-interactive; stage times from its report."""
-    report_dir, backup_dir = work / "reports", work / "backups"
+def playbook_command(db, app: PrismaApp, work: Path, run_id: str, extra: dict | None = None):
+    """migrate.yml on inventories/local, non-interactive, as a deployment sets it: (argv, env); its report
+    goes to work/reports, its snapshots to work/backups."""
     variables = {
         "prisma_project_dir": str(app.path),
         "prisma_env": offline_env(app.path),
-        "backup_dir": str(backup_dir),
-        "report_dir": str(report_dir),
+        "backup_dir": str(work / "backups"),
+        "report_dir": str(work / "reports"),
         "confirm": PHRASE,
         "run_id": run_id,
+        **(extra or {}),
     }
-    vars_file = work / "vars.json"
+    vars_file = work / f"vars-{run_id}.json"
     vars_file.write_text(json.dumps(variables))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(DATABASE_URL=db.url(), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventories/local", "playbooks/migrate.yml"]
-    total, peak = run([*argv, "-e", f"@{vars_file}"], env=env)
+    return [*argv, "-e", f"@{vars_file}"], env
+
+
+def playbook(db, app: PrismaApp, work: Path, run_id: str) -> dict:
+    """B: migrate.yml on inventories/local, non-interactive; stage times from its report."""
+    report_dir, backup_dir = work / "reports", work / "backups"
+    argv, env = playbook_command(db, app, work, run_id)
+    total, peak = run(argv, env=env)
     report = json.loads((report_dir / f"{run_id}-localhost.json").read_text())
     if report["result"] != "migrated":
         sys.exit(f"bench: migrate.yml did not migrate: {report['result']} {report['message']}")

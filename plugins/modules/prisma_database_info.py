@@ -53,6 +53,28 @@ options:
       - Report the free bytes of the file system holding this folder (or its nearest existing parent), whether
         this user can write there, and whether a snapshot has room (I(backup_dir_room)).
     type: path
+  dump_probe:
+    description:
+      - Measure what bounds a C(pg_dump) of this database into I(backup_dir) on this host, and how long one would
+        take (I(dump_limits)) - from 64 MiB, after I(migrate_status) finished, in a few seconds; the same probe
+        as M(prisma_snapshot)'s C(compress=auto). Read-only for the database; it writes 32 MiB into I(backup_dir)
+        (or its nearest existing parent), syncs and removes them. With I(migrate_status), only when migrations
+        are pending (no snapshot comes otherwise).
+      - C(format), C(jobs) and C(compress) are the snapshot's settings (C(auto) or a level).
+    type: dict
+    suboptions:
+      format:
+        description: The snapshot's format (C(auto), C(custom) or C(directory)).
+        type: str
+        default: auto
+      jobs:
+        description: The snapshot's jobs.
+        type: int
+        default: 1
+      compress:
+        description: The snapshot's compression, C(auto) or 0 to 9.
+        type: raw
+        default: auto
   min_free_ratio:
     description:
       - The room a snapshot needs, as a multiple of the database size (I(backup_dir_needed_bytes)). The same
@@ -240,6 +262,14 @@ backup_dir_room:
   returned: always
   type: bool
   sample: true
+dump_limits:
+  description:
+    - With I(dump_probe) on 64 MiB or more - the read, write and bound rates in bytes of C(COPY) text per second,
+      each compression level's CPU rate, ratio and projected rate, C(compress) (the level the snapshot will use),
+      C(copy_bytes) and C(estimate_s), the dump's estimated seconds at that level (as M(prisma_snapshot)'s
+      I(limits)). Empty otherwise.
+  returned: always
+  type: dict
 backup_dir_writable:
   description: Whether this user can write into I(backup_dir), or create it; null without I(backup_dir).
   returned: always
@@ -334,6 +364,8 @@ prisma_version:
     msg: ""
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_cli import (
     PrismaCliError,
@@ -344,6 +376,7 @@ from ansible.module_utils.prisma_cli import (
     prisma_version,
 )
 from ansible.module_utils.prisma_connection import connect, connection_argument_spec, refuse_url_in_environment
+from ansible.module_utils.prisma_dump_rates import compress_option, measure_limits
 from ansible.module_utils.prisma_facts import (
     RELATION_SAMPLE_SECONDS,
     RELATION_STATS_SQL,
@@ -359,7 +392,7 @@ from ansible.module_utils.prisma_facts import (
 )
 from ansible.module_utils.prisma_history import audit_history, compare_pending
 from ansible.module_utils.prisma_pg import client_tools, psql_json
-from ansible.module_utils.prisma_snapshots import SPACE_MARGIN
+from ansible.module_utils.prisma_snapshots import SPACE_MARGIN, choose_format
 from ansible.module_utils.prisma_status import NEXT_STEP, datasource_check, parse_datasource, parse_migrate_status
 from ansible.module_utils.prisma_url import env_secrets, redact
 
@@ -402,6 +435,17 @@ def relation_sample(module, p, conn, first: dict, fail) -> dict:
     return {"relations": stats["relations"], "relations_sampled_seconds": stats["sampled_seconds"]}
 
 
+def dump_limits(module, p, conn, size_bytes: int, fail) -> dict:
+    """What bounds the snapshot's pg_dump here, with the snapshot's own format, jobs and compression."""
+    probe = p["dump_probe"]
+    level = compress_option(probe["compress"], fail)
+    _fmt, jobs = choose_format(probe["format"], probe["jobs"], size_bytes, os.cpu_count())
+    psql = client_tools(module, p, ["psql"], fail)["psql"]
+    return measure_limits(
+        module, psql, conn, p["backup_dir"], size_bytes, jobs, fail, None if level == "auto" else level
+    )
+
+
 def cross_checks(facts: dict, audit: dict, conn: dict) -> dict:
     """What Prisma's own output says against what the module read: the database it reads (its Datasource
     line against the URL's parts) and, with the history audit, its pending list against the audit's."""
@@ -422,6 +466,14 @@ def main():
             "relation_stats": {"type": "bool", "default": False},
             "backup_dir": {"type": "path"},
             "min_free_ratio": {"type": "float", "default": SPACE_MARGIN},
+            "dump_probe": {
+                "type": "dict",
+                "options": {
+                    "format": {"type": "str", "default": "auto", "choices": ["auto", "custom", "directory"]},
+                    "jobs": {"type": "int", "default": 1},
+                    "compress": {"type": "raw", "default": "auto"},
+                },
+            },
             "checks": {"type": "list", "elements": "dict", "default": []},
             "project_dir": {"type": "path"},
             "migrate_status": {
@@ -437,7 +489,7 @@ def main():
             "pg_dump": {"type": "str", "default": "pg_dump"},
             "connect_timeout": {"type": "int", "default": 10},
         },
-        required_by={"migrate_status": "project_dir"},
+        required_by={"migrate_status": "project_dir", "dump_probe": "backup_dir"},
         supports_check_mode=True,
     )
     p = module.params
@@ -460,6 +512,7 @@ def main():
         "pg_dump_major": None,
         **dict.fromkeys(("backup_dir_free_bytes", "backup_dir_needed_bytes", "backup_dir_room"), None),
         "backup_dir_writable": None,
+        "dump_limits": {},
         "user": None,
         "migrate_status": {},
         "datasource_check": {},
@@ -515,6 +568,10 @@ def main():
             fail(problem)
     if first is not None:
         result.update(relation_sample(module, p, conn, first, fail))
+    # after Prisma finished (its Node processes would take the CPU the probe measures), and only when a
+    # snapshot is coming: something is pending, or nobody asked Prisma
+    if p["dump_probe"] and (not p["migrate_status"] or result["migrate_status"].get("pending")):
+        result["dump_limits"] = dump_limits(module, p, conn, result["size_bytes"], fail)
     module.exit_json(msg=msg, **result)
 
 

@@ -48,9 +48,20 @@ options:
     type: int
     default: 1
   compress:
-    description: Compression level passed to C(pg_dump --compress) (0 to 9).
-    type: int
-    default: 6
+    description:
+      - Compression level passed to C(pg_dump --compress), 0 to 9, or C(auto) - measured on this host before
+        the dump (about a second, from 64 MiB; level 6 below) - the database's parallel read rate (C(COPY) of its
+        largest tables, I(jobs) at once), the write rate of I(dest_dir) (32 MiB, synced, removed) and the CPU
+        cost and ratio of levels 1, 3, 6 and 9 on the data read; the most compressing of 0, 1, 3, 6 and 9 that
+        keeps the dump at 85 % or more of the lower of the read and write rates. The measurement is returned as
+        I(limits) and kept in the manifest.
+    type: raw
+    default: auto
+  limits:
+    description:
+      - With C(compress=auto), the measurement the preflight already made on this host (M(prisma_database_info)'s
+        I(dump_limits)) - its C(compress) is used and no probe runs; it is kept in the manifest.
+    type: dict
   keep:
     description: How many snapshots of this database schema to keep in I(dest_dir) (the newest), at least 1.
     type: int
@@ -139,6 +150,20 @@ jobs:
   description: The pg_dump jobs used; null until chosen.
   returned: always
   type: int
+compress:
+  description: The compression level used (C(auto) resolved); null until chosen.
+  returned: always
+  type: int
+limits:
+  description:
+    - With C(compress=auto) on 64 MiB or more, what bounds the dump on this host, in bytes of C(COPY) text per
+      second - C(read_bytes_per_s), C(write_bytes_per_s), C(levels) (each level's C(cpu_bytes_per_s), C(ratio)
+      and C(projected_bytes_per_s)), C(bound_bytes_per_s) (the lower of read and write), C(workers),
+      C(server_shares_cores), C(probe_s), C(reason), C(compress) (the level chosen), C(copy_bytes) (the tables'
+      size in bytes of C(COPY) text, what the dump reads) and C(estimate_s); after the dump, C(dump_bytes_per_s)
+      (C(pg_dump)'s own time, the verification excluded) and C(ratio_to_bound). Empty otherwise.
+  returned: always
+  type: dict
 sha256:
   description:
     - SHA-256 of the file (directory format - of every file's name and content, in name order); null when
@@ -170,6 +195,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prisma_connection import connect, connection_argument_spec
+from ansible.module_utils.prisma_dump_rates import SMALL_LEVEL, compress_option, measure_limits
 from ansible.module_utils.prisma_history import applied_sql, migrations_table
 from ansible.module_utils.prisma_pg import (
     client_tools,
@@ -337,7 +363,7 @@ def dump(module, p, tools, conn, info, fmt, jobs, leftovers, fail):
     argv = [
         tools["pg_dump"],
         f"--format={fmt}",
-        f"--compress={p['compress']}",
+        f"--compress={info['compress']}",
         f"--schema={schema}",
         f"--snapshot={snapshot_id}",
         f"--file={leftovers.partial}",
@@ -366,13 +392,14 @@ def dump(module, p, tools, conn, info, fmt, jobs, leftovers, fail):
         stop_child(proc)
         raise
     _out, err = proc.communicate()
+    dump_s = time.monotonic() - t0
     leftovers.running.remove(proc)
     session.close()
     if proc.returncode != 0:
         fail(
             f"pg_dump failed (exit {proc.returncode}): {explain_psql_error(err, conn, 'pg_dump')} - nothing was migrated"
         )
-    return {"final": final, "applied": applied, "tables": tables, "started": started, "t0": t0}
+    return {"final": final, "applied": applied, "tables": tables, "started": started, "t0": t0, "dump_s": dump_s}
 
 
 def verify(module, pg_restore, final, leftovers, fail):
@@ -414,6 +441,9 @@ def manifest_of(module, p, tools, conn, info, fmt, dumped, toc_entries, checksum
         "server_version": info["server_version"],
         "pg_dump_version": version.strip(),
         "format": fmt,
+        "jobs": info["jobs"],
+        "compress": info["compress"],
+        "limits": info["limits"],
         "path": final,
         "file": os.path.basename(final),
         "size_bytes": size_of(final),
@@ -451,7 +481,8 @@ def main():
             "dest_dir": {"type": "path", "required": True},
             "format": {"type": "str", "choices": ["auto", "custom", "directory"], "default": "custom"},
             "jobs": {"type": "int", "default": 1},
-            "compress": {"type": "int", "default": 6},
+            "compress": {"type": "raw", "default": "auto"},
+            "limits": {"type": "dict"},
             "keep": {"type": "int", "default": 5},
             "run_id": {"type": "str", "default": ""},
             "purpose": {"type": "str", "choices": ["pre_migration", "safety", "manual"], "default": "pre_migration"},
@@ -466,6 +497,7 @@ def main():
     )
     p = module.params
     result = {"changed": False, "path": None, "manifest_path": None, "manifest": {}, "format": None, "jobs": None}
+    result.update(compress=None, limits={})
     result.update(sha256=None, size_bytes=None, duration_s=None, removed=[])
     leftovers = Leftovers()
 
@@ -475,8 +507,7 @@ def main():
 
     if p["keep"] < 1:
         fail(f"keep is {p['keep']}: keep at least the snapshot being taken (1 or more)")
-    if not 0 <= p["compress"] <= 9:
-        fail(f"compress is {p['compress']}: give a level from 0 to 9")
+    compress = compress_option(p["compress"], fail)
     conn = connect(p, fail)
     if conn.get("pgbouncer"):
         fail(pooler_refusal("the URL says pgbouncer=true", POOLER_WHAT))
@@ -495,10 +526,23 @@ def main():
     check_room(p["dest_dir"], conn, info["size_bytes"], p["min_free_ratio"], fail)
     fmt, jobs = choose_format(p["format"], p["jobs"], info["size_bytes"], os.cpu_count())
     result.update(format=fmt, jobs=jobs)
+    if compress == "auto":
+        limits = p["limits"] or measure_limits(
+            module, tools["psql"], conn, p["dest_dir"], info["size_bytes"], jobs, fail
+        )
+        compress = limits.get("compress", SMALL_LEVEL)
+        result.update(limits=limits)
+    info.update(compress=compress, jobs=jobs, limits=result["limits"])
+    result.update(compress=compress)
     with renewing(lock) as keeper:
         dumped = dump(module, p, tools, conn, info, fmt, jobs, leftovers, fail)
         toc_entries, checksum = verify(module, tools["pg_restore"], dumped["final"], leftovers, fail)
     duration = round(time.monotonic() - dumped["t0"], 3)
+    if result["limits"]:
+        rate = result["limits"]["copy_bytes"] / max(dumped["dump_s"], 1e-3)  # pg_dump alone, as the limits
+        result["limits"].update(
+            dump_bytes_per_s=round(rate), ratio_to_bound=round(rate / result["limits"]["bound_bytes_per_s"], 2)
+        )
     restrict_modes(dumped["final"])
     manifest_path, manifest = manifest_of(module, p, tools, conn, info, fmt, dumped, toc_entries, checksum, duration)
     # a lock lost while pg_dump ran: stop before the retention deletes anything (the new snapshot stays)

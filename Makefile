@@ -71,8 +71,8 @@ bench-parser: setup ## Benchmarks: the status parser on 3,000 pending names (goa
 	$(VENV)/bin/python bench/parse_status.py
 	$(VENV)/bin/python bench/parse_sql.py
 
-bench-snapshot: setup ## Benchmark: snapshot and restore seconds per GB on a generated 1.6 GB database
-	$(VENV)/bin/python bench/snapshot_rates.py 1024
+bench-snapshot: setup ## Benchmark: the read, write and CPU limits of a snapshot, the auto-chosen dump's rate and its ratio to them, on 1 GB and 4 GB
+	$(VENV)/bin/python bench/snapshot_rates.py 1024 4096
 
 bench-ddl: setup ## Calibrate the gate's estimates: index build, rewrite, validating scan on 3 sizes; writes plugins/action/ddl_rates.json, prints the error
 	$(VENV)/bin/python bench/ddl_rates.py

@@ -147,13 +147,12 @@ def projections(read: float, write: float, levels: dict, workers: int, server_sh
     """{level: bytes of COPY text per second the dump can reach at that level}."""
     out = {}
     for level, m in levels.items():
-        limit = min(read, write / m["ratio"])
+        produced = read
         if m["cpu_bytes_per_s"]:
             compress = workers * m["cpu_bytes_per_s"]
             # on the server's own host its backends and the compressors take turns on the same cores
-            limit = 1 / (1 / read + 1 / compress) if server_shares_cores else min(limit, compress)
-            limit = min(limit, write / m["ratio"])
-        out[level] = limit
+            produced = 1 / (1 / read + 1 / compress) if server_shares_cores else min(read, compress)
+        out[level] = min(produced, write / m["ratio"])
     return out
 
 

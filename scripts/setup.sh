@@ -52,10 +52,13 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # PgBouncer, for the run lock's and the snapshot's pooler refusal test (tests/integration/test_run_lock.py);
 # the tests start their own instance, never the distribution's service
 [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+# pgBackRest, for backup_method=restore_point's round trip (tests/integration/test_restore_point.py): the
+# tests archive a throwaway cluster into a repository of their own
+command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else
-  say "system packages present (postgresql-15, psql, node, npm, pgbouncer)"
+  say "system packages present (postgresql-15, psql, node, npm, pgbouncer, pgbackrest)"
 fi
 # Installing postgresql may start the distribution's default cluster; the
 # tests never use it and never touch it.

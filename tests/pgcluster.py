@@ -106,6 +106,8 @@ class PgCluster:
     ssl_ca_file: Path | None = None
     # pg_hba.conf lines put before initdb's own (the first match wins).
     hba_lines: tuple[str, ...] = ()
+    # postgresql.conf lines appended after initdb's (the last setting wins), e.g. archive_command
+    conf_lines: tuple[str, ...] = ()
     _counter: int = 0
 
     @property
@@ -189,6 +191,9 @@ class PgCluster:
         if self.hba_lines:
             hba = self.data_dir / "pg_hba.conf"
             hba.write_text("\n".join(self.hba_lines) + "\n" + hba.read_text())
+        if self.conf_lines:
+            with (self.data_dir / "postgresql.conf").open("a") as conf:
+                conf.write("\n".join(self.conf_lines) + "\n")
 
     def _server_options(self) -> str:
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"

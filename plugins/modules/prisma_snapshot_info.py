@@ -14,6 +14,9 @@ description:
   - Refuses, with one line saying why, a snapshot without a readable manifest, a snapshot of another
     database (unless I(allow_other_database)), one whose SHA-256 no longer matches its manifest, and
     one C(pg_restore --list) cannot read.
+  - A restore point's record (C(.restore_point), I(backup_method=restore_point)) is verified by its SHA-256 only -
+    its WAL and base backup are checked by M(prisma_pgbackrest) - and is refused with I(allow_other_database) (a
+    point-in-time restore rewinds its own cluster; C(latest) skips it there).
   - Read-only; C(changed) is always false.
 version_added: "1.0.0"
 author: Ops team
@@ -114,6 +117,7 @@ def main():
             (path, data)
             for path, data in manifests(p["backup_dir"])
             if data.get("purpose", "pre_migration") != "safety"
+            and not (p["allow_other_database"] and data.get("method") == "restore_point")
             and (p["allow_other_database"] or same_target(data, conn))
             and not (p["exclude_target"] and same_target(data, conn))
         ]
@@ -134,6 +138,12 @@ def main():
                 f"snapshot {path} has no readable manifest {manifest_path}: only snapshots taken by this project can be restored"
             )
     result.update(path=path, manifest_path=manifest_path, manifest=manifest)
+    point = manifest.get("method") == "restore_point"
+    if point and p["allow_other_database"]:
+        fail(
+            f"{path} is restore point {manifest.get('restore_point')}: a restore point rewinds its own cluster and"
+            " cannot be restored into another database - rehearse from a pg_dump snapshot"
+        )
     if not os.path.exists(path):
         fail(f"snapshot {path} is missing (its manifest {manifest_path} is there)")
     if not p["allow_other_database"] and not same_target(manifest, conn):
@@ -145,6 +155,11 @@ def main():
     checksum = sha256_of(path)
     if checksum != manifest.get("sha256"):
         fail(f"snapshot {path} is damaged: its SHA-256 is {checksum}, the manifest recorded {manifest.get('sha256')}")
+    if point:  # its record is verified; pgBackRest checks the point's WAL and backup (prisma_pgbackrest)
+        module.exit_json(
+            msg=f"restore point {manifest.get('restore_point')} of {manifest.get('database')} made {manifest.get('started_at')}",
+            **result,
+        )
     pg_restore = client_tools(module, p, ["pg_restore"], fail)["pg_restore"]
     rc, toc, err = module.run_command([pg_restore, "--list", path], check_rc=False)
     entries = [ln for ln in toc.splitlines() if ln.strip() and not ln.startswith(";")]

@@ -11,6 +11,8 @@ from ansible_run import MODULES_DIR, assert_result_keys, run_tasks
 from prisma_connection import DATABASE_URL_EMPTY, require_database_url
 
 MODULES = sorted(p.stem for p in MODULES_DIR.glob("*.py"))
+# prisma_pgbackrest runs on the database host and never connects with the URL
+URL_MODULES = [m for m in MODULES if "connection_argument_spec" in (MODULES_DIR / f"{m}.py").read_text()]
 PASSWORD = "unit-secret-pw-42"
 UNREACHABLE = f"postgresql://app:{PASSWORD}@127.0.0.1:1/app?schema=public"  # nothing listens on port 1
 
@@ -18,12 +20,15 @@ UNREACHABLE = f"postgresql://app:{PASSWORD}@127.0.0.1:1/app?schema=public"  # no
 def required_args(module: str, tmp) -> dict:
     """The options each module needs besides database_url."""
     return {
+        "prisma_archive_info": {},
         "prisma_command": {"project_dir": str(tmp / "app"), "subcommand": "validate"},
         "prisma_database_info": {},
         "prisma_lock_info": {},
         "prisma_migrate_info": {"project_dir": str(tmp / "app")},
         "prisma_migration_history_info": {"project_dir": str(tmp / "app")},
+        "prisma_pgbackrest": {"stanza": "main"},
         "prisma_restore": {"path": str(tmp / "not-a-dump")},
+        "prisma_restore_point": {"dest_dir": str(tmp / "backups"), "run_id": "unit-1"},
         "prisma_run_lock": {"owner": "unit run 1", "state_dir": str(tmp / "locks")},
         "prisma_snapshot": {"dest_dir": str(tmp / "backups")},
         "prisma_snapshot_info": {"backup_dir": str(tmp / "backups")},
@@ -32,6 +37,21 @@ def required_args(module: str, tmp) -> dict:
 
 # (module, path) -> (extra options, task keywords, failed, text in msg)
 PATHS = {
+    ("prisma_archive_info", "unreachable"): (
+        {"database_url": UNREACHABLE}, {}, True, "cannot reach the database server at 127.0.0.1:1"),
+    ("prisma_archive_info", "negative timeout"): (
+        {"database_url": UNREACHABLE, "archive_timeout": -1}, {}, True, "archive_timeout must be 0 or more seconds"),
+    ("prisma_pgbackrest", "info fails"): (
+        {"command": ["/bin/false"]}, {}, True, "pgbackrest info failed on this host (exit 1)"),
+    ("prisma_pgbackrest", "info not JSON"): (
+        {"command": ["/bin/echo"]}, {}, True, "pgbackrest info printed something that is not JSON"),
+    ("prisma_pgbackrest", "restore in check mode"): (
+        {"state": "restored", "restore_point": "prisma-1", "backup_set": "x", "timeline": 1,
+         "stop_command": ["/bin/false"], "start_command": ["/bin/false"]}, {"check_mode": True}, False, ""),
+    ("prisma_restore_point", "unreachable"): (
+        {"database_url": UNREACHABLE}, {}, True, "cannot reach the database server at 127.0.0.1:1"),
+    ("prisma_restore_point", "run id that cannot name a point"): (
+        {"database_url": UNREACHABLE, "run_id": "a b"}, {}, True, "run_id 'a b' cannot name a restore point"),
     ("prisma_command", "lock_timeout not a duration"): (
         {"subcommand": "migrate_deploy", "database_url": UNREACHABLE, "lock_timeout": "5s; DROP"}, {}, True,
         "lock_timeout '5s; DROP' is not a PostgreSQL duration"),
@@ -72,7 +92,7 @@ def run(tmp_path_factory):
     (tmp / "app" / "package.json").write_text("{}\n")
     (tmp / "not-a-dump").write_text("not a dump\n")
     tasks = []
-    for module in MODULES:
+    for module in URL_MODULES:
         tasks.append(
             {"name": f"{module} without database_url", module: required_args(module, tmp), "ignore_errors": True}
         )
@@ -83,7 +103,7 @@ def run(tmp_path_factory):
     return run_tasks(tmp, tasks, env={"DATABASE_URL": UNREACHABLE})
 
 
-@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("module", URL_MODULES)
 def test_without_database_url_a_module_fails_with_one_line_naming_the_option(run, module):
     result = run[f"{module} without database_url"]
     assert result["msg"].startswith(DATABASE_URL_EMPTY), result["msg"]  # not DATABASE_URL from the environment

@@ -71,8 +71,9 @@ bench-parser: setup ## Benchmarks: the status parser on 3,000 pending names (goa
 	$(VENV)/bin/python bench/parse_status.py
 	$(VENV)/bin/python bench/parse_sql.py
 
-bench-snapshot: setup ## Benchmark: the read, write and CPU limits of a snapshot, the auto-chosen dump's rate and its ratio to them, on 1 GB and 4 GB
+bench-snapshot: setup ## Benchmark: the read, write and CPU limits of a snapshot, the auto-chosen dump's rate and its ratio to them, on 1 GB and 4 GB; then a restore point next to pg_dump on 1 GB
 	$(VENV)/bin/python bench/snapshot_rates.py 1024 4096
+	$(VENV)/bin/python bench/restore_point.py 1024
 
 bench-ddl: setup ## Calibrate the gate's estimates: index build, rewrite, validating scan on 3 sizes; writes plugins/action/ddl_rates.json, prints the error
 	$(VENV)/bin/python bench/ddl_rates.py

@@ -63,16 +63,14 @@ def fill(db, size_mb: int) -> None:
     db.execute(f'ALTER TABLE products OWNER TO "{db.user}"; ALTER TABLE events OWNER TO "{db.user}"; ANALYZE')
 
 
-def ansible_snapshot(url: str, dest: Path) -> dict:
-    """The project's prisma_snapshot with its defaults, through Ansible as the playbooks run it; the
-    URL reaches it through the environment only."""
+def ansible_module(module: str, args: dict, url: str) -> dict:
+    """One of the project's modules through Ansible, as the playbooks run it; the URL reaches it through
+    the environment only."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "BENCH_DATABASE_URL": url}
-    args = json.dumps(
-        {"database_url": "{{ lookup('env', 'BENCH_DATABASE_URL') }}", "dest_dir": str(dest), "format": "auto"}
-    )
+    args = json.dumps({"database_url": "{{ lookup('env', 'BENCH_DATABASE_URL') }}", **args})
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "inventories/local", "-o"]
-        + ["-m", "prisma_snapshot", "-a", args],
+        + ["-m", module, "-a", args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -80,12 +78,17 @@ def ansible_snapshot(url: str, dest: Path) -> dict:
         check=False,
     )
     if " => " not in proc.stdout:
-        raise SystemExit(f"prisma_snapshot did not answer: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+        raise SystemExit(f"{module} did not answer: {proc.stdout[-500:]} {proc.stderr[-500:]}")
     head, body = proc.stdout.split(" => ", 1)
     result = json.loads(body)
     if "FAILED" in head or not result.get("path"):
-        raise SystemExit(f"prisma_snapshot failed: {result.get('msg')}")
+        raise SystemExit(f"{module} failed: {result.get('msg')}")
     return result
+
+
+def ansible_snapshot(url: str, dest: Path) -> dict:
+    """The project's prisma_snapshot with its defaults (format auto, compress auto)."""
+    return ansible_module("prisma_snapshot", {"dest_dir": str(dest), "format": "auto"}, url)
 
 
 def timed(argv, env) -> float:
@@ -195,8 +198,12 @@ def main() -> int:
                 f" (level 6: {r['level6']['rate'] / r['bound']:.2f}); restore {r['restore_s']:.1f} s",
                 flush=True,
             )
-    text = report(results, platform.node())
-    out = ROOT / "bench" / "results" / f"{datetime.date.today()}-snapshot-{platform.node()}.md"
+    return publish("snapshot", report(results, platform.node()))
+
+
+def publish(kind: str, text: str) -> int:
+    """Print the report and keep it as bench/results/<date>-<kind>-<machine>.md."""
+    out = ROOT / "bench" / "results" / f"{datetime.date.today()}-{kind}-{platform.node()}.md"
     out.write_text(text)
     print(text)
     print(f"written to {out}")

@@ -82,7 +82,8 @@ manifest:
   description:
     - C(method) (C(restore_point)), C(restore_point), C(lsn), C(timeline), C(segment), C(system_identifier),
       C(created_at), C(databases) (every database of the cluster - a restore rewinds them all), C(applied_migrations),
-      C(tables), C(archived_in_s) and the keys every snapshot manifest has.
+      C(tables), C(counted_in_s) (the statement that counted the rows and made the point), C(archived_in_s) (the
+      point's segment switched out and archived) and the keys every snapshot manifest has.
   returned: success
   type: dict
 duration_s:
@@ -169,6 +170,7 @@ def main():
     managed = query(f"SELECT to_json(to_regclass({quote_literal(table)}) IS NOT NULL)")
     name = f"prisma-{p['run_id']}"
     applied_query = applied_sql(table) if managed else "SELECT '[]'::json"
+    counted = time.monotonic()
     point = query(
         "SELECT json_build_object("
         f"'applied', ({applied_query}),"
@@ -176,6 +178,7 @@ def main():
         f" 'lsn', pg_create_restore_point({quote_literal(name)})::text,"
         " 'created_at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
     )
+    counted = round(time.monotonic() - counted, 3)  # the exact row counts, mostly: the point itself is one WAL record
     result["changed"] = True  # the point is in the WAL from here on
     try:
         switched = switch_and_wait(query, p["archive_timeout"], where)
@@ -208,6 +211,7 @@ def main():
         "port": conn["port"],
         "schema": schema,
         "databases": state.get("databases") or [],
+        "counted_in_s": counted,
         "archived_in_s": switched["archived_in_s"],
         "path": record_path,
         "file": os.path.basename(record_path),

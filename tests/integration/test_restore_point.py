@@ -6,107 +6,30 @@ snapshot is a named restore point; then rollback.yml restores the whole cluster 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import time
 
 import pytest
 from ansible_run import assert_result_keys, run_tasks
-from pgcluster import PG_BIN, PgCluster, wait_until
+from pgbackrest_repo import STANZA, ArchivedCluster
+from pgcluster import wait_until
 from playbook_target import PHRASE, assert_no_secret, make_target
 from prismaapp import MIGRATIONS
-
-STANZA = "main"
-
-
-class Archived:
-    """A cluster whose archive_command pushes to a pgBackRest repository in the cluster's own folder."""
-
-    def __init__(self):
-        self.conf = None
-        self.cluster = PgCluster(hba_lines=("local all postgres peer",))
-        base = self.cluster.base
-        self.conf = base / "pgbackrest.conf"
-        self.cluster.conf_lines = (
-            "archive_mode = on",
-            f"archive_command = 'pgbackrest --config={self.conf} --stanza={STANZA} archive-push %p'",
-        )
-
-    def start(self):
-        c = self.cluster.start()
-        for name in ("repo", "log", "lock", "spool"):
-            (c.base / name).mkdir()
-            subprocess.run(["chown", "postgres:postgres", str(c.base / name)], check=True)
-        self.conf.write_text(
-            "[global]\n"
-            f"repo1-path={c.base / 'repo'}\nlog-path={c.base / 'log'}\nlock-path={c.base / 'lock'}\n"
-            f"spool-path={c.base / 'spool'}\nlog-level-console=warn\nlog-level-file=off\nstart-fast=y\n"
-            "compress-type=none\n"
-            f"[{STANZA}]\npg1-path={c.data_dir}\npg1-port={c.port}\npg1-socket-path={c.socket_dir}\npg1-user=postgres\n"
-        )
-        os.chmod(self.conf, 0o644)
-        self.pgbackrest("stanza-create")
-        self.pgbackrest("check")
-        self.pgbackrest("--type=full", "backup")
-        return self
-
-    @property
-    def command(self) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", "pgbackrest", f"--config={self.conf}"]
-
-    def pgbackrest(self, *args: str) -> str:
-        proc = subprocess.run([*self.command, f"--stanza={STANZA}", *args], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
-
-    def variables(self) -> dict:
-        c = self.cluster
-        pg_ctl = ["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(c.data_dir)]
-        return {
-            "backup_method": "restore_point",
-            "pgbackrest_stanza": STANZA,
-            "pgbackrest_host": "localhost",  # the database host; the pgBackRest steps are delegated to it
-            "pgbackrest_command": self.command,
-            "pg_stop_command": [*pg_ctl, "-m", "fast", "-w", "stop"],
-            "pg_start_command": [
-                *pg_ctl,
-                "-l",
-                str(c.base / "server.log"),
-                "-w",
-                "-t",
-                "120",
-                "-o",
-                c._server_options(),
-                "start",
-            ],  # fmt: skip
-        }
-
-    def archiver(self) -> dict:
-        out = self.cluster.psql(
-            "SELECT row_to_json(a) FROM (SELECT last_archived_wal, failed_count,"
-            " coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) AS failing"
-            " FROM pg_stat_archiver) a"
-        )
-        return json.loads(out)
 
 
 @pytest.fixture(scope="module")
 def archived():
-    cluster = Archived()
+    archived = ArchivedCluster()
     try:
-        yield cluster.start()
+        yield archived.start()
     finally:
-        cluster.cluster.stop()
+        archived.stop()
 
 
 @pytest.fixture
 def target(tmp_path, archived):
     db = archived.cluster.create_database()
-    archived.cluster.psql(  # per database: what a DBA grants the migration's role for restore points
-        "GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO app",
-        dbname=db.name,
-    )
+    archived.grant_restore_points(db.name)
     return make_target(tmp_path, db)
 
 
@@ -150,6 +73,8 @@ def test_restore_point_round_trip_and_a_broken_archive_refused_before_the_gate(t
     assert snapshot["restore_point"].startswith("prisma-")
     assert snapshot["restore_set"]["type"] == "full"
     assert float(snapshot["duration_s"]) < time.monotonic() - started
+    markdown = sorted(target.report_dir.glob("*-localhost.md"))[-1].read_text()
+    assert f"Restore point: `{snapshot['restore_point']}`" in markdown
     [record] = target.backup_dir.glob("*.restore_point")
     manifest = json.loads((record.parent / (record.name + ".manifest.json")).read_text())
     assert manifest["method"] == "restore_point"
@@ -186,11 +111,38 @@ def test_restore_point_round_trip_and_a_broken_archive_refused_before_the_gate(t
     assert_no_secret(run, target)
 
 
+def test_without_pgbackrest_the_point_is_made_and_rollback_prints_the_procedure(target, archived):
+    # inputs refused in one line before anything is read
+    run = target.run({"confirm": PHRASE, "backup_method": "snapshot"})
+    assert run.rc != 0
+    assert "backup_method is 'snapshot': give pg_dump" in run.report["message"]
+    run = target.run({"confirm": PHRASE, "backup_method": "restore_point"})
+    assert run.rc != 0
+    assert "backup_method=restore_point needs the archive it relies on" in run.report["message"]
+    assert target.applied() == MIGRATIONS[:2]
+
+    # another archive tool: the server's side is proven, the point made; the rollback prints the recovery settings
+    variables = {"backup_method": "restore_point", "restore_point_base_backup": "wal-g base_000000010000000000000002"}
+    run = target.run({**variables, "confirm": PHRASE})
+    assert run.rc == 0, run.stdout[-3000:]
+    assert target.applied() == MIGRATIONS
+    assert "base backup (stated, not checked here): wal-g base_000000010000000000000002" in " ".join(run.stdout.split())
+    point = run.report["snapshot"]["restore_point"]
+    migrated = target.table_digest()
+    run = target.run({**variables, "confirm": PHRASE}, playbook="rollback.yml")
+    assert run.rc != 0
+    message = run.report["message"]
+    assert f"recovery_target_name = '{point}'" in message, message
+    assert "restore the base backup wal-g base_000000010000000000000002" in message
+    assert "Nothing was changed." in message
+    assert "RESTORE PLAN" not in run.stdout
+    assert target.applied() == MIGRATIONS
+    assert target.table_digest() == migrated
+
+
 def test_the_modules_success_paths_return_their_documented_keys(tmp_path, archived):
     db = archived.cluster.create_database()
-    archived.cluster.psql(
-        "GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO app", dbname=db.name
-    )
+    archived.grant_restore_points(db.name)
     url = db.url()
     run = run_tasks(
         tmp_path,

@@ -37,6 +37,7 @@ def test_the_dump_is_measured_estimated_limited_and_compressed_as_measured(targe
     message = run.report["message"]
     assert "max_snapshot_seconds=0.01" in message, message
     assert "Nothing was changed." in message
+    assert "Use backup_method=restore_point" in message  # the method whose time does not grow with the database
     assert re.search(r"would take about [0-9.]+ s \([0-9]+ MB of rows at [0-9]+ MB/s, compression [0-9]", message), (
         message
     )

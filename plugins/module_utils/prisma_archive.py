@@ -103,6 +103,12 @@ def state_problems(state: dict, max_age_s: float, where: str) -> list[str]:
             f"role {state.get('user')} may not run {' or '.join(missing)}: as a superuser,"
             f" GRANT EXECUTE ON FUNCTION {', '.join(missing)} TO {state.get('user')}"
         )
+    if not state.get("system_identifier"):
+        problems.append(
+            f"role {state.get('user')} cannot read the cluster's system identifier (pg_control_system()), so the"
+            f" archive cannot be checked to be this cluster's: GRANT pg_monitor TO {state.get('user')}, or EXECUTE ON"
+            " FUNCTION pg_control_system()"
+        )
     arch = state.get("archiver") or {}
     if arch.get("failing"):
         problems.append(
@@ -216,8 +222,19 @@ def check_stanza(
     timeline: int | None = None,
 ) -> dict:
     """Verify a stanza can restore this cluster: status ok, a full backup the archive can replay from, the
-    archive reaching ``segment`` (the segment just archived) and - for a restore to ``target_lsn`` on
-    ``timeline`` - the newest good backup that ended before it. Returns a summary; raises InfoProblem."""
+    archive reaching ``segment`` (the segment just archived), a backup on ``timeline`` (the server's, or the
+    point's) and - for a restore to ``target_lsn`` - the newest good backup on that timeline that ended before
+    it. Returns a summary; raises InfoProblem (also for an answer missing what it should hold)."""
+    try:
+        return _check_stanza(text, stanza, system_identifier, segment, target_lsn, timeline)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise InfoProblem(
+            f"pgbackrest info for stanza {stanza} lacks what this check reads ({type(exc).__name__}: {exc}):"
+            " is pgBackRest older than 2.x? check its output by hand"
+        ) from exc
+
+
+def _check_stanza(text, stanza, system_identifier, segment, target_lsn, timeline) -> dict:
     entry = parse_info(text, stanza)
     status = entry.get("status") or {}
     if status.get("code") != 0:
@@ -257,17 +274,22 @@ def check_stanza(
         "latest_backup": _backup_summary(max(backups, key=lambda b: b["timestamp"]["stop"])),
         "restore_set": None,
     }
+    if timeline is None:
+        return summary
+    # Only a backup taken on the timeline itself is surely on its history: one of an earlier timeline may have
+    # been taken on that timeline after the fork (before a rollback), which recovery cannot follow onto this one.
+    mine = [b for b in backups if segment_timeline(b["archive"]["start"]) == int(timeline)]
+    if not mine:
+        raise InfoProblem(
+            f"stanza {stanza} has no backup on timeline {int(timeline)}: after a point-in-time restore, take a backup"
+            f" (pgbackrest --stanza={stanza} --type=full backup) before relying on restore points again"
+        )
     if target_lsn:
-        usable = [
-            b
-            for b in backups
-            if lsn_int(b["lsn"]["stop"]) <= lsn_int(target_lsn)
-            and (timeline is None or segment_timeline(b["archive"]["start"]) <= int(timeline))
-        ]
+        usable = [b for b in mine if lsn_int(b["lsn"]["stop"]) <= lsn_int(target_lsn)]
         if not usable:
             raise InfoProblem(
-                f"stanza {stanza} has no backup that ended before LSN {target_lsn}: the restore point cannot be"
-                " reached (the backups older than it were expired)"
+                f"stanza {stanza} has no backup on timeline {int(timeline)} that ended before LSN {target_lsn}: the"
+                " restore point cannot be reached (the backups older than it were expired, or taken after it)"
             )
         summary["restore_set"] = _backup_summary(max(usable, key=lambda b: lsn_int(b["lsn"]["stop"])))
     return summary

@@ -146,12 +146,18 @@ def write_manifest(path: str, manifest: dict) -> None:
 
 
 def apply_retention(folder: str, target: dict, keep: int, current: str, protect=()) -> list[str]:
-    """Keep the newest ``keep`` snapshots of this target - host, port, database and schema (see
-    same_target; ``target`` is the new snapshot's manifest or a parsed URL) - in ``folder`` and delete
+    """Keep the newest ``keep`` snapshots of this target and method (a pg_dump or a restore point's record) -
+    host, port, database and schema (see same_target; ``target`` is the new snapshot's manifest or a parsed
+    URL) - in ``folder`` and delete
     the older ones with their manifests - never ``current`` (a file name) nor a path in ``protect``, and
     nothing without a manifest of this target. Returns the files deleted."""
     protected = {os.path.basename(x.rstrip("/")) for x in protect}
-    mine = [(data["file"], os.path.basename(path)) for path, data in manifests(folder) if same_target(data, target)]
+    method = target.get("method", "pg_dump")  # dumps and restore point records are kept apart
+    mine = [
+        (data["file"], os.path.basename(path))
+        for path, data in manifests(folder)
+        if same_target(data, target) and data.get("method", "pg_dump") == method
+    ]
     removed = []
     for file, manifest_name in mine[keep:]:
         if file == current or file in protected:

@@ -12,7 +12,7 @@ description:
     nothing is copied - the cluster's base backup and its archived WAL are the copy.
   - Checks the archive first (as M(prisma_archive_info) with I(check) does; the archiver must not be failing), then,
     in one statement - one snapshot of the database - reads the applied migrations and the exact row count of every
-    table of the URL's schema and creates C(pg_create_restore_point('prisma-<run_id>')). Then closes the WAL segment
+    table of the URL's schema and creates C(pg_create_restore_point('prisma-<run_id>-<hex>')). Then closes the WAL segment
     holding it (C(pg_switch_wal)) and waits up to I(archive_timeout) seconds until the archiver reports it archived -
     a restore point whose WAL is not in the archive cannot be restored to, and the module fails saying so.
   - Writes the point's record (C(<database>-<time>-<last migration>.restore_point), its name, LSN, timeline,
@@ -31,7 +31,9 @@ options:
     type: path
     required: true
   run_id:
-    description: The run's id; the restore point is C(prisma-<run_id>).
+    description:
+      - The run's id; the restore point is C(prisma-<run_id>-<6 hex digits>), unique (every target of a run shares
+        its id, and a point-in-time restore to a name stops at its first occurrence in the WAL).
     type: str
     required: true
   purpose:
@@ -99,6 +101,7 @@ removed:
 import datetime
 import os
 import re
+import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -168,7 +171,8 @@ def main():
     schema = conn["schema"]
     table = migrations_table(schema)
     managed = query(f"SELECT to_json(to_regclass({quote_literal(table)}) IS NOT NULL)")
-    name = f"prisma-{p['run_id']}"
+    # unique: every target of a run shares its id, and recovery to a name stops at its first occurrence
+    name = f"prisma-{p['run_id']}-{secrets.token_hex(3)}"
     applied_query = applied_sql(table) if managed else "SELECT '[]'::json"
     counted = time.monotonic()
     point = query(

@@ -64,7 +64,9 @@ def test_restore_point_round_trip_and_a_broken_archive_refused_before_the_gate(t
     assert run.rc == 0, run.stdout[-4000:]
     assert target.applied() == MIGRATIONS
     text = " ".join(run.stdout.split())
-    assert re.search(r"snapshot: restore point prisma-<run id> on the WAL archive \(timeline \d+\)", text), text[-4000:]
+    assert re.search(r"snapshot: restore point prisma-<run id>-<hex> on the WAL archive \(timeline \d+\)", text), text[
+        -4000:
+    ]
     assert f"pgBackRest stanza {STANZA} on localhost: ok, 1 full backup(s)" in text
     assert "every write after it to" in text
     assert other.name in text

@@ -25,6 +25,7 @@ HEALTHY = {
     "archive_mode": "on",
     "in_recovery": False,
     "user": "app",
+    "system_identifier": "7714995479883004759",
     "can_switch_wal": True,
     "can_create_restore_point": True,
     "archiver": {"last_archived_wal": "000000010000000000000004", "last_archived_at": "2026-12-03T08:42:51Z",
@@ -65,6 +66,7 @@ def test_a_healthy_archive_has_no_problem():
         ),
         ({"archiver": {**HEALTHY["archiver"], "age_s": 900.0}}, "last success on db:5432 was 900 s ago"),
         ({"archiver": {"last_archived_at": None, "failing": False}}, "has never archived"),
+        ({"system_identifier": None}, "cannot read the cluster's system identifier (pg_control_system()), so the"),
     ],
 )
 def test_each_reason_not_to_trust_the_archive_is_one_sentence_saying_what_to_do(change, expected):
@@ -115,7 +117,9 @@ def test_the_real_stanza_is_usable_and_names_the_backup_before_a_restore_point()
         (INFO, ("main", "42"), "backs up another cluster"),
         (info_with(backup=[]), ("main", SYSTEM_ID), "no full backup"),
         (INFO, ("main", SYSTEM_ID, "000000010000000000000009"), "archives somewhere else than this repository"),
-        (INFO, ("main", SYSTEM_ID, None, "0/2000000", 1), "no backup that ended before LSN 0/2000000"),
+        (INFO, ("main", SYSTEM_ID, None, "0/2000000", 1), "no backup on timeline 1 that ended before LSN 0/2000000"),
+        (INFO, ("main", SYSTEM_ID, None, None, 2), "no backup on timeline 2: after a point-in-time restore, take a"),
+        (INFO, ("main", SYSTEM_ID, None, "not-an-lsn", 1), "lacks what this check reads"),
         ("ERROR: [055]", ("main", SYSTEM_ID), "not JSON"),
     ],
 )
@@ -138,3 +142,21 @@ def test_the_restore_command_targets_the_point_on_its_timeline_from_the_chosen_b
         "sudo", "-u", "postgres", "pgbackrest", "--stanza=main", "--delta", "--type=name", "--target=prisma-X",
         "--target-timeline=3", "--target-action=promote", "--set=20261203-084247F", "restore",
     ]  # fmt: skip
+
+
+def test_a_backup_of_an_earlier_timeline_is_never_chosen_it_may_be_off_the_points_history():
+    # the sequence "rollback to a point (timeline 2), migrate again": a timeline-1 backup taken before the
+    # rollback, after the fork, ended at a lower LSN than the new point but is not on timeline 2's history
+    data = json.loads(INFO)
+    old = copy.deepcopy(data[0]["backup"][0])
+    old.update(label="20261203-090000F", lsn={"start": "0/8000028", "stop": "0/9000050"},
+               archive={"start": "000000010000000000000008", "stop": "000000010000000000000009"},
+               timestamp={"start": 1796290000, "stop": 1796290010})  # fmt: skip
+    new = copy.deepcopy(old)
+    new.update(label="20261203-100000F", lsn={"start": "0/5000028", "stop": "0/6000050"},
+               archive={"start": "000000020000000000000005", "stop": "000000020000000000000006"},
+               timestamp={"start": 1796293600, "stop": 1796293610})  # fmt: skip
+    data[0]["backup"] += [old, new]
+    data[0]["archive"][0]["max"] = "00000002000000000000000A"
+    summary = check_stanza(json.dumps(data), "main", SYSTEM_ID, None, "0/A000100", 2)
+    assert summary["restore_set"]["label"] == "20261203-100000F"

@@ -96,3 +96,18 @@ def test_retention_spares_another_cluster_behind_the_same_address(tmp_path):
     new = _snapshot(tmp_path, "x2.dump", "2026-01-01T00:00:02Z", schema="t", system_identifier="2")
     assert apply_retention(str(tmp_path), new, 1, "x2.dump") == ["x1.dump"]
     assert (tmp_path / "x0.dump").exists()
+
+
+def test_restore_point_records_and_dumps_are_kept_apart(tmp_path):
+    # five restore points after two dumps: the dumps stay (they are what a rehearsal restores)
+    for n in range(2):
+        _snapshot(tmp_path, f"d{n}.dump", f"2026-01-01T00:00:0{n}Z")
+    for n in range(5):
+        point = _snapshot(tmp_path, f"p{n}.restore_point", f"2026-01-02T00:00:0{n}Z", method="restore_point")
+        assert apply_retention(str(tmp_path), point, 2, f"p{n}.restore_point") == (
+            [f"p{n - 2}.restore_point"] if n >= 2 else []
+        )
+    dump = _snapshot(tmp_path, "d2.dump", "2026-01-03T00:00:00Z")
+    assert apply_retention(str(tmp_path), dump, 2, "d2.dump") == ["d0.dump"]
+    left = sorted(data["file"] for _path, data in manifests(str(tmp_path)))
+    assert left == ["d1.dump", "d2.dump", "p3.restore_point", "p4.restore_point"]

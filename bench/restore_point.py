@@ -33,19 +33,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
 sys.path.insert(0, str(ROOT / "bench"))
 from pgbackrest_repo import STANZA, ArchivedCluster  # noqa: E402
-from pgcluster import PG_BIN  # noqa: E402
 from prisma_archive import check_stanza, restore_argv  # noqa: E402
-from snapshot_rates import ansible_module, fill, publish  # noqa: E402
+from snapshot_rates import ansible_module, fill, publish, timed, timed_restore  # noqa: E402
 
 MB = 1e6
-
-
-def timed(argv, env=None) -> float:
-    start = time.monotonic()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed: {proc.stderr.strip()[-500:]}")
-    return time.monotonic() - start
 
 
 def promoted(db) -> bool:
@@ -93,13 +84,7 @@ def measure_on(archived: ArchivedCluster, size_mb: int, tmp: Path) -> dict:
 
     env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": cluster.superuser}
     env.update(PGPASSWORD=cluster.superuser_password)
-    restored = cluster.create_database(f"restored{size_mb}")
-    restored.execute("DROP SCHEMA public CASCADE")  # the dump creates it
-    pg_restore_s = timed(
-        [f"{PG_BIN}/pg_restore", "--jobs=2", "--no-owner", f"--dbname={restored.name}", dump["path"]],
-        {**env, "PGDATABASE": restored.name},
-    )
-    cluster.drop_database(restored.name)
+    pg_restore_s = timed_restore(cluster, env, dump["path"], f"restored{size_mb}")
 
     manifest = point["manifest"]
     info = subprocess.run(

@@ -91,10 +91,25 @@ def ansible_snapshot(url: str, dest: Path) -> dict:
     return ansible_module("prisma_snapshot", {"dest_dir": str(dest), "format": "auto"}, url)
 
 
-def timed(argv, env) -> float:
+def timed(argv, env=None) -> float:
+    """Seconds a command took; its error, in one line, when it failed."""
     start = time.monotonic()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {proc.stderr.strip()[-500:]}")
     return time.monotonic() - start
+
+
+def timed_restore(cluster: PgCluster, env: dict, path: str, name: str) -> float:
+    """Seconds of pg_restore --jobs 2 of a snapshot into a new database ``name``, dropped afterwards."""
+    restored = cluster.create_database(name)
+    restored.execute("DROP SCHEMA public CASCADE")  # the dump creates it
+    seconds = timed(
+        [f"{PG_BIN}/pg_restore", "--jobs=2", "--no-owner", f"--dbname={restored.name}", path],
+        {**env, "PGDATABASE": restored.name},
+    )
+    cluster.drop_database(restored.name)
+    return seconds
 
 
 def measure(cluster: PgCluster, size_mb: int, tmp: Path) -> dict:
@@ -121,13 +136,7 @@ def measure(cluster: PgCluster, size_mb: int, tmp: Path) -> dict:
     auto_dump_s = limits["copy_bytes"] / limits["dump_bytes_per_s"]  # pg_dump's own seconds
     level6 = tmp / "level6.dir"
     level6_s = timed([f"{PG_BIN}/pg_dump", "-Fd", "--jobs=2", "--compress=6", f"--file={level6}"], env)
-    restored = cluster.create_database(f"restored{size_mb}")
-    restored.execute("DROP SCHEMA public CASCADE")  # the dump creates it
-    restore_s = timed(
-        [f"{PG_BIN}/pg_restore", "--jobs=2", "--no-owner", f"--dbname={restored.name}", auto["path"]],
-        {**env, "PGDATABASE": restored.name},
-    )
-    cluster.drop_database(restored.name)
+    restore_s = timed_restore(cluster, env, auto["path"], f"restored{size_mb}")
     cluster.drop_database(db.name)
     return {
         "size_mb": size / MB,

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pgcluster import Database, PgCluster  # noqa: E402
+from playbook_target import copy_of, prepared_database  # noqa: E402
 from prismaapp import PrismaApp  # noqa: E402
 
 
@@ -38,7 +39,6 @@ def prisma_app(tmp_path: Path) -> PrismaApp:
 
 @pytest.fixture
 def migrated(database: Database, prisma_app: PrismaApp):
-    """The fixture app fully deployed to a fresh database."""
-    res = prisma_app.prisma("migrate", "deploy", database_url=database.url())
-    assert res.rc == 0, res.output
+    """The fixture app fully deployed to a fresh database (a copy of one deployed by its CLI)."""
+    copy_of(prepared_database(database.cluster, len(prisma_app.migration_names()), sample=False), database)
     return database, prisma_app

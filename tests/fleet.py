@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playbook_target import PHRASE, ROOT, SAMPLE, applied_migrations, deployment_variables
+from playbook_target import PHRASE, ROOT, applied_migrations, deployment_variables, prepared_database
 from prismaapp import PrismaApp
 
 
@@ -40,14 +40,9 @@ class Fleet:
     databases: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        old = PrismaApp.copy_to(self.tmp / "old")
-        old.keep_only(2)
-        template = self.cluster.create_database()
-        assert old.prisma("migrate", "deploy", database_url=template.url()).rc == 0
-        template.execute(SAMPLE)
+        template = prepared_database(self.cluster, 2)
         for i in range(1, self.size + 1):
-            self.databases[f"tenant-{i}"] = self.cluster.create_database(template=template.name)
-        self.cluster.drop_database(template.name)
+            self.databases[f"tenant-{i}"] = self.cluster.create_database(template=template)
         self.app = PrismaApp.copy_to(self.tmp / "app")
 
     @property

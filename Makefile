@@ -14,14 +14,11 @@ PYTEST := $(VENV)/bin/pytest
 # packages already in (set MOLECULE_IMAGE to any Debian 12 image; prepare then
 # installs them).
 export CONTAINERS_CONF := $(CURDIR)/molecule/resources/containers.conf
-# The integration tests' pytest-xdist workers. Alone, 2 workers kept 1.62 of this machine's 2 cores busy
-# (they wait on servers, sleeps and subprocesses): a third worker fills those waits.
-INTEGRATION_WORKERS ?= 3
 MOLECULE_BASE_IMAGE ?= localhost/prisma-molecule-base:bookworm
 MOLECULE_IMAGE ?= $(if $(filter localhost/%,$(MOLECULE_BASE_IMAGE)),localhost/prisma-molecule-staging:bookworm,$(MOLECULE_BASE_IMAGE))
 export MOLECULE_BASE_IMAGE MOLECULE_IMAGE
 
-.PHONY: help setup lint test checks unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot bench-ddl bench-load fresh-check
+.PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot bench-ddl bench-load fresh-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,7 +42,7 @@ unit: setup ## Unit tests (no database)
 	$(PYTEST) tests/unit
 
 integration: setup ## Integration tests against throwaway PostgreSQL clusters: every test on Prisma 7.10.1, the marked ones on 6.19.3 too
-	$(PYTEST) -n $(INTEGRATION_WORKERS) --dist worksteal --durations=25 tests/integration
+	$(PYTEST) -n 2 --dist worksteal --durations=25 tests/integration
 
 molecule-image: setup ## Install podman, build the local Debian 12 base image and the staging image for molecule (cached)
 	@scripts/setup.sh --molecule
@@ -57,11 +54,9 @@ molecule-image: setup ## Install podman, build the local Debian 12 base image an
 molecule: setup molecule-image ## Molecule scenarios (default, failure, gate) on staging-like containers; SCENARIO=name for one
 	molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
 
-test: setup ## Everything CI runs: the integration tests, and beside them lint, unit tests and molecule one after another
-	$(MAKE) --no-print-directory -j2 --output-sync=target integration checks
-
-checks: setup ## lint, unit tests and molecule, one after another (make test runs them beside the integration tests)
-	$(MAKE) --no-print-directory -j1 lint unit molecule
+test: setup ## Everything CI runs: lint and unit side by side, then integration and molecule side by side
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target integration molecule
 
 bench: setup ## Benchmark: migrate.yml vs the bare commands on ~1 GB (3 pairs); last line 'ratio B/A = X.XX'
 	$(VENV)/bin/python bench/migrate_overhead.py

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgcluster import wait_until
+from pgcluster import APP_ROLE, wait_until
 from prismaapp import PrismaApp, current_major, offline_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,9 +189,18 @@ def copy_of(template: str, database) -> None:
 
 
 def make_target(tmp_path: Path, database, at: int = 2) -> Target:
-    """``database`` (empty) made a copy of a database at migration ``at`` of 5 with sample rows, and the new
-    release checked out."""
-    copy_of(prepared_database(database.cluster, at), database)
+    """``database`` (empty) brought to migration ``at`` of 5 with sample rows, and the new release checked
+    out. A database of the app role becomes a copy of a prepared one (recreated under its name: grant
+    anything per database after this); another role's is deployed by the CLI as that role, so it owns
+    its tables."""
+    if database.user == APP_ROLE:
+        copy_of(prepared_database(database.cluster, at), database)
+    else:
+        old = PrismaApp.copy_to(tmp_path / "old")
+        old.keep_only(at)
+        deployed = old.prisma("migrate", "deploy", database_url=database.url())
+        assert deployed.rc == 0, deployed.output
+        database.execute(SAMPLE)
     return Target(database, PrismaApp.copy_to(tmp_path / "app"), tmp_path)
 
 

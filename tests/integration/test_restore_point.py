@@ -28,9 +28,9 @@ def archived():
 
 @pytest.fixture
 def target(tmp_path, archived):
-    db = archived.cluster.create_database()
-    archived.grant_restore_points(db.name)
-    return make_target(tmp_path, db)
+    target = make_target(tmp_path, archived.cluster.create_database())
+    archived.grant_restore_points(target.db.name)  # per database: after make_target recreated it
+    return target
 
 
 def test_restore_point_round_trip_and_a_broken_archive_refused_before_the_gate(target, archived):

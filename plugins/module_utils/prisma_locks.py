@@ -381,13 +381,17 @@ def summarize_samples(samples: list, interval: float) -> dict:
             if key in entry:
                 entry[key] = round(entry[key], 2)
     locks = sorted(held.values(), key=lambda e: (-e["held_s"], e["relation"], e["mode"]))
+    # Per table: the most it blocked (reads and writes over writes alone), for the longest any lock of it
+    # was held - never the label of a brief lower mode over the time of a stronger one.
     blocked: dict = {}
     for e in locks:
         if e["blocks"] != "nothing":
+            seen = blocked.get(e["relation"], {"blocks": e["blocks"], "seconds": 0})
+            blocks = "reads and writes" if "reads and writes" in (e["blocks"], seen["blocks"]) else "writes"
             blocked[e["relation"]] = {
                 "relation": e["relation"],
-                "blocks": e["blocks"],
-                "seconds": max(e["held_s"], blocked.get(e["relation"], {}).get("seconds", 0)),
+                "blocks": blocks,
+                "seconds": max(e["held_s"], seen["seconds"]),
             }
     return {
         "interval_s": interval,

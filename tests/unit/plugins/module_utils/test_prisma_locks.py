@@ -205,6 +205,22 @@ def test_the_samples_say_how_long_each_lock_was_held_and_how_long_others_waited(
     assert got["blocked"] == [{"relation": "public.orders", "blocks": "reads and writes", "seconds": 0.15}]
 
 
+def test_a_table_blocked_for_reads_and_writes_is_not_called_blocked_for_writes_by_a_briefer_lock():
+    """Seen in a full run on a busy machine: the sampler also caught the foreign key migration's brief
+    SHARE ROW EXCLUSIVE on orders, and the table's line said "writes ... blocked 1.01 s" for the
+    ACCESS EXCLUSIVE that blocked reads too."""
+    fk = ("public.orders", "ShareRowExclusiveLock", "ALTER TABLE order_items ADD CONSTRAINT f FOREIGN KEY")
+    samples = [sample(0.00, [fk]), sample(0.05, [ALTER]), sample(0.10, [ALTER]), sample(0.15, [ALTER]), sample(0.20)]
+    got = summarize_samples(samples, 0.05)
+    assert [(lock["mode"], lock["held_s"]) for lock in got["locks"]] == [("ACCESS EXCLUSIVE", 0.15),
+                                                                          ("SHARE ROW EXCLUSIVE", 0.05)]  # fmt: skip
+    assert got["blocked"] == [{"relation": "public.orders", "blocks": "reads and writes", "seconds": 0.15}]
+    # the other order: a long lock that blocks writes and a brief one that blocks reads too
+    samples = [sample(0.00, [ALTER]), sample(0.05, [fk]), sample(0.10, [fk]), sample(0.15, [fk]), sample(0.20)]
+    got = summarize_samples(samples, 0.05)
+    assert got["blocked"] == [{"relation": "public.orders", "blocks": "reads and writes", "seconds": 0.15}]
+
+
 def test_a_late_sample_does_not_stretch_a_lock_it_did_not_see():
     got = summarize_samples([sample(0.0, [ALTER]), sample(5.0)], 0.05)
     assert got["locks"][0]["held_s"] == 0.1  # at most twice the interval

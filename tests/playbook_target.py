@@ -165,6 +165,17 @@ class Target:
 _prepared: dict[tuple[str, int, int, bool], str] = {}
 
 
+def deploy(database, at: int, folder: Path, sample: bool = True) -> None:
+    """``prisma migrate deploy`` of the current fixture's first ``at`` migrations (an older checkout in
+    ``folder/old``) to ``database``, as its own role, then the sample rows."""
+    old = PrismaApp.copy_to(folder / "old")
+    old.keep_only(at)
+    deployed = old.prisma("migrate", "deploy", database_url=database.url())
+    assert deployed.rc == 0, deployed.output
+    if sample:
+        database.execute(SAMPLE)
+
+
 def prepared_database(cluster, at: int, sample: bool = True) -> str:
     """The name of a database of ``cluster`` at migration ``at`` of 5 (with the sample rows), made once by
     ``prisma migrate deploy`` of the current fixture's first ``at`` migrations (a template: never used)."""
@@ -172,12 +183,7 @@ def prepared_database(cluster, at: int, sample: bool = True) -> str:
     if key not in _prepared:
         template = cluster.create_database()
         with tempfile.TemporaryDirectory() as tmp:
-            old = PrismaApp.copy_to(Path(tmp) / "old")
-            old.keep_only(at)
-            deployed = old.prisma("migrate", "deploy", database_url=template.url())
-            assert deployed.rc == 0, deployed.output
-        if sample:
-            template.execute(SAMPLE)
+            deploy(template, at, Path(tmp), sample)
         _prepared[key] = template.name
     return _prepared[key]
 
@@ -196,11 +202,7 @@ def make_target(tmp_path: Path, database, at: int = 2) -> Target:
     if database.user == APP_ROLE:
         copy_of(prepared_database(database.cluster, at), database)
     else:
-        old = PrismaApp.copy_to(tmp_path / "old")
-        old.keep_only(at)
-        deployed = old.prisma("migrate", "deploy", database_url=database.url())
-        assert deployed.rc == 0, deployed.output
-        database.execute(SAMPLE)
+        deploy(database, at, tmp_path)
     return Target(database, PrismaApp.copy_to(tmp_path / "app"), tmp_path)
 
 

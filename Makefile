@@ -41,7 +41,12 @@ lint: setup ## ansible-lint (production profile), yamllint, ruff, workflow schem
 unit: setup ## Unit tests (no database)
 	$(PYTEST) tests/unit
 
+# The integration tests run Prisma on Node.js 24 LTS (installed by setup) with its compile cache; molecule's
+# staging container runs the machine's Node 20.
+integration: export PATH := $(CURDIR)/tests/fixtures/node24/node_modules/.bin:$(PATH)
+integration: export NODE_COMPILE_CACHE := $(CURDIR)/.cache/node-compile-cache
 integration: setup ## Integration tests against throwaway PostgreSQL clusters: every test on Prisma 7.10.1, the marked ones on 6.19.3 too
+	node -e 'process.exit(process.versions.node.startsWith("24.") ? 0 : 1)' || { echo "integration: node is $$(node --version), not the Node 24 of tests/fixtures/node24: run 'make setup'" >&2; exit 1; }
 	$(PYTEST) -n 2 --dist worksteal --durations=25 tests/integration
 
 molecule-image: setup ## Install podman, build the local Debian 12 base image and the staging image for molecule (cached)

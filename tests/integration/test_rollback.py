@@ -126,7 +126,7 @@ def test_server_crash_during_restore_changes_nothing(target, pg_cluster):
 
     proc = target.start({"confirm": PHRASE}, playbook="rollback.yml")
     try:
-        assert target.wait_for_session("application_name = 'prisma-restore' AND query LIKE 'COPY%%'"), (
+        assert target.wait_for_session("application_name = 'prisma-restore' AND query LIKE 'COPY%%'", proc=proc), (
             "the restore never started copying"
         )
         pg_cluster.crash()
@@ -149,9 +149,9 @@ def test_server_crash_during_pg_dump_stops_before_migrating(target, pg_cluster):
     target.db.execute(BULK.format(rows=400000))
     proc = target.start({"confirm": PHRASE})
     try:
-        assert target.wait_for_session("application_name = 'prisma-snapshot' AND query LIKE 'COPY%%'", interval=0.02), (
-            "pg_dump never started copying"
-        )
+        assert target.wait_for_session(
+            "application_name = 'prisma-snapshot' AND query LIKE 'COPY%%'", interval=0.02, proc=proc
+        ), "pg_dump never started copying"
         pg_cluster.crash()
     finally:
         out, _ = proc.communicate(timeout=300)

@@ -62,7 +62,7 @@ def test_a_lock_terminated_mid_run_stops_the_run_before_the_deploy(tmp_path, dat
     proc = target.start({"confirm": PHRASE})
     try:
         assert target.wait_for_session(LOCK_SESSION + " AND pid IN (SELECT pid FROM pg_locks WHERE granted"
-                                       " AND locktype = 'advisory')", timeout=120)  # fmt: skip
+                                       " AND locktype = 'advisory')", timeout=120, proc=proc)  # fmt: skip
         assert terminate_lock_sessions(database) == 1  # after the gate and the lock, before the deploy
         out, _ = proc.communicate(timeout=300)
     finally:
@@ -93,7 +93,9 @@ def test_a_lock_lost_while_prisma_runs_is_reported_by_the_release_and_the_report
     target.app.add_migration("20240301090000_slow", "SELECT pg_sleep(4);\n")
     proc = target.start({"confirm": PHRASE})
     try:
-        assert target.wait_for_session("query LIKE '%%pg_sleep(4)%%' AND pid <> pg_backend_pid()", timeout=180)
+        assert target.wait_for_session(
+            "query LIKE '%%pg_sleep(4)%%' AND pid <> pg_backend_pid()", timeout=180, proc=proc
+        )
         assert terminate_lock_sessions(database) == 1
         out, _ = proc.communicate(timeout=300)
     finally:

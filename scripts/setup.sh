@@ -91,17 +91,18 @@ for APP in tests/fixtures/prisma-app tests/fixtures/prisma7-app tests/fixtures/n
   if ! cmp -s "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed" 2>/dev/null; then
     say "installing $APP node packages (npm ci --ignore-scripts)"
     (cd "$APP" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
-    [ -f "$APP/node_modules/.package-lock.json" ] || die "npm ci did not install $APP/node_modules - check access to the npm registry"
+    # Checked before the install is recorded, so that the next setup tries again
+    case "$APP" in
+      */node24) "$APP/node_modules/.bin/node" --version >/dev/null 2>&1 \
+                  || die "npm ci did not install a working node into $APP/node_modules - check access to the npm registry" ;;
+      *) [ -f "$APP/node_modules/prisma/package.json" ] \
+           || die "npm ci did not install prisma into $APP/node_modules - check access to the npm registry (and that npm does not omit devDependencies)" ;;
+    esac
     cp "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed"
   else
     say "$APP node packages are up to date"
   fi
 done
-for APP in tests/fixtures/prisma-app tests/fixtures/prisma7-app; do
-  [ -f "$APP/node_modules/prisma/package.json" ] || die "npm ci did not install prisma into $APP/node_modules - check access to the npm registry"
-done
-tests/fixtures/node24/node_modules/.bin/node --version >/dev/null 2>&1 \
-  || die "npm ci did not install a working node into tests/fixtures/node24/node_modules - check access to the npm registry"
 # The Prisma 7 fixture's schema-engine stand-in runs the WebAssembly engine from this package
 [ -f tests/fixtures/prisma7-app/node_modules/@prisma/schema-engine-wasm/schema_engine_bg.wasm ] \
   || die "npm ci did not install @prisma/schema-engine-wasm into tests/fixtures/prisma7-app/node_modules (the schema-engine stand-in needs it)"

@@ -56,7 +56,7 @@ molecule-image: setup ## Install podman, build the local Debian 12 base image an
 	  *) echo "molecule-image: using $(MOLECULE_BASE_IMAGE) (pulled by podman)" ;; \
 	esac
 
-molecule: setup molecule-image ## Molecule scenarios (default, failure, gate) on staging-like containers; SCENARIO=name for one
+molecule: setup molecule-image ## Molecule scenarios (default, failure) on staging-like containers; SCENARIO=name for one
 	molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
 
 test: setup ## Everything CI runs: lint and unit side by side, then integration and molecule side by side

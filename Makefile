@@ -18,7 +18,7 @@ MOLECULE_BASE_IMAGE ?= localhost/prisma-molecule-base:bookworm
 MOLECULE_IMAGE ?= $(if $(filter localhost/%,$(MOLECULE_BASE_IMAGE)),localhost/prisma-molecule-staging:bookworm,$(MOLECULE_BASE_IMAGE))
 export MOLECULE_BASE_IMAGE MOLECULE_IMAGE
 
-.PHONY: help setup lint test checks unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot bench-ddl bench-load fresh-check
+.PHONY: help setup lint test unit integration molecule molecule-image demo bench bench-quick bench-fleet bench-parser bench-snapshot bench-ddl bench-load fresh-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,16 +41,13 @@ lint: setup ## ansible-lint (production profile), yamllint, ruff, workflow schem
 unit: setup ## Unit tests (no database)
 	$(PYTEST) tests/unit
 
-# Three workers on two cores: a test waiting on PostgreSQL (a restart, a held lock, a sleep in a migration) leaves
-# its core to another.
-INTEGRATION_WORKERS ?= 3
 # The integration tests run Prisma on Node.js 24 LTS (installed by setup) with its compile cache; molecule's
 # staging container runs the machine's Node 20.
 integration: export PATH := $(CURDIR)/tests/fixtures/node24/node_modules/.bin:$(PATH)
 integration: export NODE_COMPILE_CACHE := $(CURDIR)/.cache/node-compile-cache
 integration: setup ## Integration tests against throwaway PostgreSQL clusters: every test on Prisma 7.10.1, the marked ones on 6.19.3 too
 	node -e 'process.exit(process.versions.node.startsWith("24.") ? 0 : 1)' || { echo "integration: node is $$(node --version), not the Node 24 of tests/fixtures/node24: run 'make setup'" >&2; exit 1; }
-	$(PYTEST) -n $(INTEGRATION_WORKERS) --dist worksteal --durations=25 tests/integration
+	$(PYTEST) -n 2 --dist worksteal --durations=25 tests/integration
 
 molecule-image: setup ## Install podman, build the local Debian 12 base image and the staging image for molecule (cached)
 	@scripts/setup.sh --molecule
@@ -62,12 +59,9 @@ molecule-image: setup ## Install podman, build the local Debian 12 base image an
 molecule: setup molecule-image ## Molecule scenarios (default, failure) on staging-like containers; SCENARIO=name for one
 	molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
 
-# The integration suite is the long pole (about 9 CPU-seconds in 10 are its own): it starts at once, and
-# lint, unit and molecule run one after the other beside it, filling the time its tests wait on PostgreSQL.
-test: setup ## Everything CI runs: integration, and beside it lint, unit and molecule one after the other
-	$(MAKE) --no-print-directory -j2 --output-sync=target integration checks
-
-checks: lint unit molecule ## lint, unit and molecule, one after the other (make test runs them beside integration)
+test: setup ## Everything CI runs: lint and unit side by side, then integration and molecule side by side
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target integration molecule
 
 bench: setup ## Benchmark: migrate.yml vs the bare commands on ~1 GB (3 pairs); last line 'ratio B/A = X.XX'
 	$(VENV)/bin/python bench/migrate_overhead.py

